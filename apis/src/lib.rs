@@ -1,0 +1,1 @@
+//! kube-bind.io API types.
