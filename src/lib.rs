@@ -1,1 +1,13 @@
-//! The kube-bind backend.
+//! The kube-bind backend: a kcp-first controller and HTTP service that lets consumers bind to a
+//! service provider's Kubernetes APIs.
+//!
+//! Data flows one way: provider → cache → queue → reconciler → API writes; the HTTP layer reads
+//! the same caches and never reconciles.
+
+pub mod app;
+pub mod http;
+pub mod metrics;
+pub mod options;
+pub mod provider;
+pub mod readiness;
+pub mod version;

@@ -1,0 +1,173 @@
+//! The HTTP API (routes and JSON shapes as upstream kube-bind) on one listener.
+//!
+//! Handlers read shared state (engaged clusters, caches); they never reconcile.
+
+mod error;
+mod params;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use params::QueryParams;
+pub use routes::{metrics_router, router};
+
+use crate::options::TlsFiles;
+use crate::provider::Clusters;
+use crate::readiness::Readiness;
+
+/// How long in-flight requests may finish after shutdown was asked for.
+const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    pretty_name: String,
+    clusters: Clusters,
+    readiness: Readiness,
+    tls: bool,
+}
+
+impl AppState {
+    pub fn new(
+        pretty_name: impl Into<String>,
+        clusters: Clusters,
+        readiness: Readiness,
+        tls: bool,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Shared {
+                pretty_name: pretty_name.into(),
+                clusters,
+                readiness,
+                tls,
+            }),
+        }
+    }
+
+    pub fn pretty_name(&self) -> &str {
+        &self.inner.pretty_name
+    }
+
+    pub fn clusters(&self) -> &Clusters {
+        &self.inner.clusters
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.inner.readiness
+    }
+
+    /// The scheme clients reach us with (for URLs we hand out).
+    pub fn scheme(&self) -> &'static str {
+        if self.inner.tls { "https" } else { "http" }
+    }
+}
+
+/// Errors starting or running the HTTP server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {address}: {error}; pick a free address with --listen-address")]
+    Bind {
+        address: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("cannot load the TLS certificate/key ({cert}, {key}): {error}")]
+    Tls {
+        cert: String,
+        key: String,
+        error: std::io::Error,
+    },
+    #[error("HTTP server on {address} failed: {error}")]
+    Serve {
+        address: SocketAddr,
+        error: std::io::Error,
+    },
+}
+
+/// A bound listener, ready to serve.
+pub struct Server {
+    listener: std::net::TcpListener,
+    address: SocketAddr,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+}
+
+impl Server {
+    /// Binds `address` now, so a taken port is reported before anything else starts.
+    pub async fn bind(address: SocketAddr, tls: Option<&TlsFiles>) -> Result<Self, ServeError> {
+        let listener = std::net::TcpListener::bind(address)
+            .map_err(|error| ServeError::Bind { address, error })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|error| ServeError::Bind { address, error })?;
+        let address = listener
+            .local_addr()
+            .map_err(|error| ServeError::Bind { address, error })?;
+        let tls = match tls {
+            None => None,
+            Some(files) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .map_err(|error| ServeError::Tls {
+                        cert: files.cert.display().to_string(),
+                        key: files.key.display().to_string(),
+                        error,
+                    })?,
+            ),
+        };
+        Ok(Self {
+            listener,
+            address,
+            tls,
+        })
+    }
+
+    /// The address actually bound (resolves port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves `router` until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn serve(
+        self,
+        router: axum::Router,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServeError> {
+        let handle = Handle::new();
+        let watcher = handle.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            watcher.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
+        });
+        let address = self.address;
+        let service = router.into_make_service();
+        let result = match self.tls {
+            None => {
+                axum_server::from_tcp(self.listener)
+                    .map_err(|error| ServeError::Serve { address, error })?
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+            Some(config) => {
+                axum_server::from_tcp_rustls(self.listener, config)
+                    .map_err(|error| ServeError::Serve { address, error })?
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+        };
+        result.map_err(|error| ServeError::Serve { address, error })
+    }
+}
+
+#[cfg(test)]
+mod tests;
