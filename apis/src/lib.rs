@@ -11,9 +11,11 @@ pub(crate) mod open_enum;
 
 pub mod claimable;
 pub mod conditions;
+pub mod crds;
 pub mod keys;
 pub(crate) mod schema;
 pub mod strict;
+pub mod v1alpha1;
 pub mod v1alpha2;
 pub mod wire;
 

@@ -35,3 +35,27 @@ pub fn atomic_string_list(_: &mut SchemaGenerator) -> Schema {
 pub fn byte_string(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "string", "format": "byte" })
 }
+
+/// A metav1 LabelSelector as controller-gen renders it (atomic map, atomic lists).
+pub fn label_selector(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "x-kubernetes-map-type": "atomic",
+        "properties": {
+            "matchExpressions": {
+                "type": "array",
+                "x-kubernetes-list-type": "atomic",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "operator"],
+                    "properties": {
+                        "key": { "type": "string" },
+                        "operator": { "type": "string" },
+                        "values": { "type": "array", "items": { "type": "string" }, "x-kubernetes-list-type": "atomic" },
+                    },
+                },
+            },
+            "matchLabels": { "type": "object", "additionalProperties": { "type": "string" } },
+        },
+    })
+}

@@ -25,6 +25,7 @@ use crate::strict::no_open_enums;
     group = "kube-bind.io",
     version = "v1alpha2",
     kind = "APIConversion",
+    doc = "Field-level conversion rules between versions of a kcp APIResourceSchema.",
     category = "kcp",
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     derive = "PartialEq",

@@ -26,6 +26,7 @@ pub const CONDITION_SCHEMA_IN_SYNC: &str = "SchemaInSync";
     group = "kube-bind.io",
     version = "v1alpha2",
     kind = "APIServiceBinding",
+    doc = "A consumer-side binding to a provider's exported API.",
     status = "APIServiceBindingStatus",
     category = "kube-bindings",
     shortname = "sb",

@@ -24,6 +24,7 @@ pub const CONDITION_PERMISSION_CLAIM: &str = "PermissionClaim";
     group = "kube-bind.io",
     version = "v1alpha2",
     kind = "APIServiceExport",
+    doc = "Resources a provider exports to one consumer.",
     namespaced,
     status = "APIServiceExportStatus",
     category = "kube-bindings",

@@ -20,6 +20,7 @@ pub const CONDITION_EXPORTS_READY: &str = "ExportsReady";
     group = "kube-bind.io",
     version = "v1alpha2",
     kind = "APIServiceExportRequest",
+    doc = "A consumer's request to bind resources of a provider.",
     namespaced,
     status = "APIServiceExportRequestStatus",
     category = "kube-bindings",

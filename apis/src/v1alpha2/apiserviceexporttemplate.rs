@@ -16,6 +16,7 @@ use crate::strict::check_fields;
     group = "kube-bind.io",
     version = "v1alpha2",
     kind = "APIServiceExportTemplate",
+    doc = "A named set of resources and claims consumers can bind.",
     status = "APIServiceExportTemplateStatus",
     category = "kube-bind",
     printcolumn = r#"{"name":"Resources","type":"string","jsonPath":".spec.resources[*].group"}"#,
@@ -29,7 +30,7 @@ pub struct APIServiceExportTemplateSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Informer scope of the exports made from this template.
-    #[schemars(extend("enum" = ["Namespaced", "Cluster"]))]
+    #[schemars(schema_with = "template_scope_schema")]
     pub scope: InformerScope,
     /// The resources to export.
     #[schemars(length(min = 1))]
@@ -40,6 +41,17 @@ pub struct APIServiceExportTemplateSpec {
     /// Consumer namespaces to pre-create on the provider.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<Namespaces>,
+}
+
+/// Upstream's schema carries both the type's and the field's enum markers, in their own orders.
+fn template_scope_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "allOf": [
+            { "enum": ["Cluster", "Namespaced"] },
+            { "enum": ["Namespaced", "Cluster"] },
+        ],
+    })
 }
 
 /// Observed state of a template (no condition types are defined yet).

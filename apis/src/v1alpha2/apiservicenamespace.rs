@@ -21,6 +21,7 @@ use crate::strict::no_open_enums;
     group = "kube-bind.io",
     version = "v1alpha2",
     kind = "APIServiceNamespace",
+    doc = "Maps a consumer namespace to its namespace on the provider.",
     namespaced,
     status = "APIServiceNamespaceStatus",
     category = "kube-bindings",

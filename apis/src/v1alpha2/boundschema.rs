@@ -27,6 +27,7 @@ pub const VERSION_PATTERN: &str = r"^v[1-9][0-9]*([a-z]+[1-9][0-9]*)?$";
     group = "kube-bind.io",
     version = "v1alpha2",
     kind = "BoundSchema",
+    doc = "The schema of one bound resource, as the consumer installs it.",
     namespaced,
     status = "BoundSchemaStatus",
     category = "kube-bindings",
@@ -106,8 +107,8 @@ pub struct CrdNames {
 pub struct APIResourceVersion {
     #[schemars(length(min = 1), pattern(VERSION_PATTERN))]
     pub name: String,
-    #[serde(default = "default_served")]
-    #[schemars(required)]
+    /// Defaulted to true by the schema.
+    #[schemars(extend("default" = true))]
     pub served: bool,
     pub storage: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -123,10 +124,6 @@ pub struct APIResourceVersion {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub additional_printer_columns: Vec<PrinterColumn>,
-}
-
-fn default_served() -> bool {
-    true
 }
 
 impl APIResourceVersion {
@@ -189,6 +186,19 @@ open_enum! {
     }
 }
 
+impl Default for ConversionStrategy {
+    /// Unset (empty), which only a malformed object has.
+    fn default() -> Self {
+        Self::Unknown(String::new())
+    }
+}
+
+impl ConversionStrategy {
+    fn is_unset(&self) -> bool {
+        self.as_str().is_empty()
+    }
+}
+
 /// Conversion settings; a webhook is given exactly when the strategy is `Webhook`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -197,6 +207,8 @@ open_enum! {
     "rule": "(self.strategy == 'None' && !has(self.webhook))  || (self.strategy == 'Webhook' && has(self.webhook))",
 }]))]
 pub struct CustomResourceConversion {
+    /// Optional in upstream's schema (the CEL rule still demands a known value).
+    #[serde(default, skip_serializing_if = "ConversionStrategy::is_unset")]
     pub strategy: ConversionStrategy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookConversion>,
@@ -208,6 +220,7 @@ pub struct CustomResourceConversion {
 pub struct WebhookConversion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_config: Option<WebhookClientConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::atomic_string_list")]
     pub conversion_review_versions: Vec<String>,
 }

@@ -23,6 +23,7 @@ pub const CONDITION_HEALTHY: &str = "Healthy";
     group = "kube-bind.io",
     version = "v1alpha2",
     kind = "ClusterBinding",
+    doc = "The consumer's connection to the provider; one per cluster namespace, named cluster.",
     namespaced,
     status = "ClusterBindingStatus",
     category = "kube-bindings",

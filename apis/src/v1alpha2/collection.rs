@@ -14,6 +14,7 @@ use crate::strict::{check_fields, no_open_enums};
     group = "kube-bind.io",
     version = "v1alpha2",
     kind = "Collection",
+    doc = "A named group of APIServiceExportTemplates.",
     status = "CollectionStatus",
     category = "kube-bind",
     printcolumn = r#"{"name":"Description","type":"string","jsonPath":".spec.description"}"#,

@@ -35,6 +35,7 @@ pub struct Selector {
     pub named_resources: Vec<NamedResource>,
     /// Objects whose labels match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::label_selector")]
     pub label_selector: Option<LabelSelector>,
     /// Objects referenced from fields of other objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -44,8 +45,6 @@ pub struct Selector {
 /// An object picked by name (and namespace, for namespaced resources).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NamedResource {
-    #[schemars(required)]
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
@@ -67,7 +66,7 @@ pub struct SelectorReference {
     pub versions: Vec<String>,
     /// Where in the referring object the claimed object's name and namespace are.
     #[schemars(required)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub json_path: Option<JsonPathReference>,
 }
 
