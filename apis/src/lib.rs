@@ -12,6 +12,7 @@ pub(crate) mod open_enum;
 pub mod claimable;
 pub mod conditions;
 pub mod crds;
+pub mod kcp;
 pub mod keys;
 pub(crate) mod schema;
 pub mod strict;
