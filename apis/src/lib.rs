@@ -13,6 +13,7 @@ pub mod claimable;
 pub mod conditions;
 pub mod crds;
 pub mod kcp;
+pub mod kcp_config;
 pub mod keys;
 pub(crate) mod schema;
 pub mod strict;
