@@ -262,6 +262,10 @@ where
             });
         }
     };
+    // Derived Kubernetes kinds skip `apiVersion`/`kind` on decode; they are not unknown fields.
+    ignored.retain(
+        |parts| !matches!(parts.as_slice(), [PathPart::Key(k)] if k == "apiVersion" || k == "kind"),
+    );
     if let Some(parts) = ignored.first() {
         return Err(unknown_field::<T>(parts));
     }
@@ -320,7 +324,15 @@ fn unknown_field<T: JsonSchema>(parts: &[PathPart]) -> StrictError {
     let mut allowed: Vec<String> = schema_at(schema.as_value(), parent)
         .map(property_names)
         .unwrap_or_default();
+    if parent.is_empty() {
+        for key in ["apiVersion", "kind"] {
+            if !allowed.iter().any(|a| a == key) {
+                allowed.push(key.to_owned());
+            }
+        }
+    }
     allowed.sort();
+    allowed.dedup();
     StrictError::UnknownField {
         path: render(parts),
         allowed,
