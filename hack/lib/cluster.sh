@@ -37,11 +37,29 @@ all_components() {
   printf 'etcd\n'
 }
 
+# True when a recorded component has the lock file open: it inherited the lock from the
+# command that started it (before proc_start closed inherited fds), so nobody will release it.
+_lock_held_by_component() {
+  local _n pid fd
+  [[ -f $(pids_file) ]] || return 1
+  while read -r _n pid; do
+    proc_owned "$pid" || continue
+    for fd in /proc/"$pid"/fd/*; do
+      [[ $(readlink "$fd" 2>/dev/null) == "$KB_STATE/.lock" ]] && return 0
+    done
+  done <"$(pids_file)"
+  return 1
+}
+
 _STATE_LOCK_FD=
 state_lock() {
   mkdir -p "$KB_STATE"
   exec {_STATE_LOCK_FD}>"$KB_STATE/.lock"
   if ! flock -n "$_STATE_LOCK_FD"; then
+    if _lock_held_by_component; then
+      log "note: $KB_STATE/.lock is held by a component started by an older control-plane.sh; ignoring it"
+      return 0
+    fi
     log "another control-plane.sh command is working on $KB_STATE; waiting"
     flock -w 600 "$_STATE_LOCK_FD" || die "timed out waiting for $KB_STATE/.lock"
   fi

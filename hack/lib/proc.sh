@@ -61,15 +61,27 @@ component_running() {
   [[ -n $pid ]] && proc_owned "$pid"
 }
 
+_close_inherited_fds() {
+  local fd n
+  for fd in /proc/"$BASHPID"/fd/*; do
+    n=${fd##*/}
+    if ((n > 2)); then eval "exec $n>&-" 2>/dev/null || true; fi
+  done
+}
+
 # proc_start NAME LOGFILE CMD...: start CMD detached (own session, stdin closed, output
 # appended to LOGFILE) and record its pid under NAME. Sets START_PID.
 proc_start() {
   local name=$1 logfile=$2
   shift 2
   printf '===== %s: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
-  # Without job control a background child is no process-group leader, so setsid execs in
-  # place and $! is the component's own pid.
-  setsid "$@" >>"$logfile" 2>&1 </dev/null &
+  # The subshell closes every inherited fd above 2 (else the component would hold our lock
+  # files forever), then execs setsid, which (no process-group leader: no job control here)
+  # execs the component in place, so $! is the component's own pid.
+  (
+    _close_inherited_fds
+    exec setsid "$@" >>"$logfile" 2>&1 </dev/null
+  ) &
   START_PID=$!
   pids_set "$name" "$START_PID"
 }

@@ -27,7 +27,7 @@ wait_until() {
 url_ok() {
   local url=$1
   shift
-  curl -fsSk --max-time 3 -o /dev/null "$@" "$url"
+  curl -fsk --max-time 3 -o /dev/null "$@" "$url"
 }
 
 # url_body_matches URL REGEX [curl args...]: succeeds when URL answers 2xx and the body matches
@@ -35,7 +35,7 @@ url_ok() {
 url_body_matches() {
   local url=$1 regex=$2 body
   shift 2
-  body=$(curl -fsSk --max-time 3 "$@" "$url") || return 1
+  body=$(curl -fsk --max-time 3 "$@" "$url") || return 1
   [[ $body =~ $regex ]]
 }
 
