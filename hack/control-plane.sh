@@ -51,7 +51,9 @@ set_state() {
 require_member() {
   local k=${1:-} n
   n=$(cluster_count) || die "$KB_STATE is not a control-plane state dir (run up first)"
-  [[ $k =~ ^[1-9][0-9]*$ ]] && ((k <= n)) || die "no member '$k' in $KB_STATE (members: 1..$n)"
+  if ! [[ $k =~ ^[1-9][0-9]*$ ]] || ((k > n)); then
+    die "no member '$k' in $KB_STATE (members: 1..$n)"
+  fi
 }
 
 cmd_build() {
@@ -60,7 +62,10 @@ cmd_build() {
 
 cmd_up() {
   local n=${1:-} k running=() name t_build
-  [[ $n =~ ^[1-9][0-9]*$ ]] && ((n <= 20)) || { usage >&2; die "up: N must be 1..20, got '${n}'"; }
+  if ! [[ $n =~ ^[1-9][0-9]*$ ]] || ((n > 20)); then
+    usage >&2
+    die "up: N must be 1..20, got '$n'"
+  fi
   set_state "${2:-}"
   t_build=$(kb_now)
   build_all
@@ -152,7 +157,7 @@ cmd_start_member() {
 
 cmd_status() {
   set_state "${1:-}"
-  local n name pid state check all_up=true
+  local n k name pid state check all_up=true
   n=$(cluster_count) || die "$KB_STATE is not a control-plane state dir (run up first)"
   ports_load
   while read -r name; do
@@ -168,7 +173,7 @@ cmd_status() {
     fi
     [[ $state == up ]] || all_up=false
     printf '%-26s %-5s pid=%s port=%s\n' "$name" "$state" "${pid:--}" "${PORTS[$name]:--}"
-  done < <(all_components "$n" | tac)
+  done < <(printf 'etcd\n'; for ((k = 1; k <= n; k++)); do printf 'lc%s-apiserver\nlc%s-controller-manager\n' "$k" "$k"; done)
   $all_up || return 3
 }
 

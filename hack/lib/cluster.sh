@@ -167,7 +167,8 @@ start_controller_manager() {
 # lcK/ca.crt (the last PEM block of the apiserver's self-signed bundle: its CA) and
 # lcK/kubeconfig (admin token, CA embedded), both written atomically.
 write_member_files() {
-  local k=$1 dir="$KB_STATE/lc$k" ca
+  local k=$1 dir ca
+  dir="$KB_STATE/lc$k"
   awk '/-----BEGIN CERTIFICATE-----/ { buf = "" } { buf = buf $0 "\n" }
        /-----END CERTIFICATE-----/ { last = buf } END { printf "%s", last }' \
     "$dir/certs/apiserver.crt" >"$dir/ca.crt.tmp"
@@ -203,7 +204,8 @@ _auth() { printf 'Authorization: Bearer %s\n' "$KB_ADMIN_TOKEN"; }
 
 check_health() { url_body_matches "http://127.0.0.1:${PORTS[$1]}/health" '"health": ?"true"'; }
 check_certs() {
-  local f="$KB_STATE/$(_member "$1")/certs/apiserver.crt" pem
+  local f pem
+  f="$KB_STATE/$(_member "$1")/certs/apiserver.crt"
   [[ -f $f ]] || return 1
   pem=$(cat "$f")
   [[ $pem == *"END CERTIFICATE"*"END CERTIFICATE"* ]]
@@ -240,13 +242,13 @@ wait_ready() {
       fi
       pid=$(pids_get "$name")
       if [[ -z $pid ]] || ! proc_alive "$pid"; then
-        fail_component "$name" "exited before it was $what"
+        fail_component "$name" "exited while waiting for: $what"
       fi
       next+=("$name")
     done
     pending=("${next[@]}")
     ((${#pending[@]})) || break
-    ((SECONDS < deadline)) || fail_component "${pending[0]}" "not $what after $KB_READY_TIMEOUT s"
+    ((SECONDS < deadline)) || fail_component "${pending[0]}" "timed out after $KB_READY_TIMEOUT s waiting for: $what"
     sleep 0.3
   done
 }
@@ -270,13 +272,15 @@ start_members() {
 
 # Exit hook: a failed command stops what it started (and nothing else).
 cp_on_exit() {
-  ((KB_EXIT_RC != 0 && ${#CP_STARTED[@]})) || return 0
-  log "stopping what this command started: ${CP_STARTED[*]}"
-  local name
-  local -a first=()
-  for name in "${CP_STARTED[@]}"; do [[ $name != etcd ]] && first+=("$name"); done
-  ((${#first[@]})) && proc_stop "${first[@]}"
-  [[ " ${CP_STARTED[*]} " == *" etcd "* ]] && proc_stop etcd
+  ((KB_EXIT_RC != 0)) || return 0
+  if ((${#CP_STARTED[@]})); then
+    log "stopping what this command started: ${CP_STARTED[*]}"
+    local name
+    local -a first=()
+    for name in "${CP_STARTED[@]}"; do [[ $name != etcd ]] && first+=("$name"); done
+    ((${#first[@]})) && proc_stop "${first[@]}"
+    [[ " ${CP_STARTED[*]} " == *" etcd "* ]] && proc_stop etcd
+  fi
   if [[ ! -s $(pids_file) ]]; then
     rm -f "$(pids_file)"
     ports_release
