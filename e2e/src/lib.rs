@@ -2,4 +2,11 @@
 //! 1.20 apiservers, and the harness that starts everything once per test binary.
 
 pub mod crd_compat;
+pub mod harness;
 pub mod kcp_sim;
+
+/// Selects rustls' ring provider for the process (several crypto backends are linked in the
+/// workspace, so rustls cannot pick one by itself). Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -76,6 +76,7 @@ fn options(cli: Cli) -> anyhow::Result<Options> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    kube_bind_e2e::install_crypto_provider();
     let json = match cli.log_format.as_str() {
         "json" => true,
         "text" => false,

@@ -64,8 +64,12 @@ pub async fn reconcile(sim: &Sim, cluster: &ClusterId, name: &str) -> Outcome {
         .unwrap_or_default();
 
     if binding.pointer("/metadata/deletionTimestamp").is_some() {
+        // As kcp: the bound objects go first (their DELETED events still reach virtual-workspace
+        // watches), then the cluster leaves the virtual workspace, then the finalizer.
+        if remove_crds(&member, name).await.map_err(err)? > 0 {
+            return Ok(Some(Duration::from_millis(300)));
+        }
         forget(sim, cluster, name);
-        remove_crds(&member, name).await.map_err(err)?;
         if finalizers.iter().any(|f| f == FINALIZER) {
             let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
             let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": binding.pointer("/metadata/resourceVersion")}});
@@ -326,9 +330,11 @@ fn forget(sim: &Sim, cluster: &ClusterId, name: &str) {
     }
 }
 
-/// Deletes the CRDs this binding installed (their objects go with them).
-async fn remove_crds(member: &Member, binding: &str) -> Result<(), MemberError> {
+/// Deletes the CRDs this binding installed (their objects go with them); returns how many
+/// still existed, so the caller waits until none is left.
+async fn remove_crds(member: &Member, binding: &str) -> Result<usize, MemberError> {
     let crds = member_api::list(&member.admin, CRD_COLLECTION, "", member_api::At::Latest).await?;
+    let mut remaining = 0;
     for crd in crds.items {
         let by = crd.pointer(&format!(
             "/metadata/annotations/{}",
@@ -337,10 +343,13 @@ async fn remove_crds(member: &Member, binding: &str) -> Result<(), MemberError> 
         if by.and_then(Value::as_str) == Some(binding)
             && let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str)
         {
-            member_api::delete(&member.admin, &format!("{CRD_COLLECTION}/{name}")).await?;
+            remaining += 1;
+            if crd.pointer("/metadata/deletionTimestamp").is_none() {
+                member_api::delete(&member.admin, &format!("{CRD_COLLECTION}/{name}")).await?;
+            }
         }
     }
-    Ok(())
+    Ok(remaining)
 }
 
 async fn write_not_bound(

@@ -118,6 +118,12 @@ async fn virtual_workspace(
         );
     };
     let (target, rest) = split_first(rest);
+    // Go clients escape the wildcard in URL paths.
+    let target = if target.eq_ignore_ascii_case("%2A") {
+        "*"
+    } else {
+        target
+    };
     let (parts, body) = req.into_parts();
     let body = match forward::read_body(body).await {
         Ok(b) => b,

@@ -1,0 +1,110 @@
+//! Applying objects (kcp-config, CRDs) to a workspace: create, or replace what exists, with the
+//! CRD compatibility step for CustomResourceDefinitions.
+
+use std::time::Duration;
+
+use kube::{
+    Client,
+    api::{Api, DynamicObject, PostParams},
+    core::GroupVersionKind,
+    discovery::{self, Scope},
+};
+use serde_json::Value;
+
+use super::{
+    HarnessError,
+    wait::{Check, wait_for},
+};
+use crate::crd_compat::make_crd_compatible;
+
+/// Creates `object`, or replaces it when it exists (keeping its resourceVersion).
+pub async fn apply(client: &Client, object: &Value) -> Result<DynamicObject, HarnessError> {
+    let mut object = object.clone();
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if kind == "CustomResourceDefinition" {
+        make_crd_compatible(&mut object);
+    }
+    let (group, version) = api_version
+        .rsplit_once('/')
+        .unwrap_or(("", api_version.as_str()));
+    let gvk = GroupVersionKind::gvk(group, version, &kind);
+    let (resource, caps) = discovery::pinned_kind(client, &gvk).await?;
+    let obj: DynamicObject =
+        serde_json::from_value(object).map_err(|e| HarnessError::Other(format!("{kind}: {e}")))?;
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Cluster => Api::all_with(client.clone(), &resource),
+        Scope::Namespaced => Api::namespaced_with(
+            client.clone(),
+            obj.metadata.namespace.as_deref().unwrap_or("default"),
+            &resource,
+        ),
+    };
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(created) => Ok(created),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let live = api.get(&name).await?;
+            let mut desired = obj;
+            desired.metadata.resource_version = live.metadata.resource_version;
+            Ok(api.replace(&name, &PostParams::default(), &desired).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies CRDs (through the compatibility step) and waits until each is established.
+pub async fn install_crds(
+    client: &Client,
+    crds: &[Value],
+    timeout: Duration,
+) -> Result<(), HarnessError> {
+    for crd in crds {
+        apply(client, crd).await?;
+    }
+    let api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    for crd in crds {
+        let name = crd
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        wait_for(format!("CRD {name} to be established"), timeout, || async {
+            match api.get(&name).await {
+                Ok(live) => {
+                    let established = live
+                        .data
+                        .pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c["type"] == "Established" && c["status"] == "True")
+                        });
+                    if established {
+                        Check::Done(())
+                    } else {
+                        Check::Pending("not established".into())
+                    }
+                }
+                Err(e) => Check::Pending(e.to_string()),
+            }
+        })
+        .await
+        .map_err(|e| HarnessError::Other(e.to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The e2e harness: one environment per test binary (control plane + kcp stand-in, or a real kcp
+//! when `KCP_KUBECONFIG` is set), workspaces, clients, waits, and the kube-bind topology.
+//!
+//! ```no_run
+//! use kube_bind_e2e::harness::{Env, EnvSpec};
+//! static SPEC: EnvSpec = EnvSpec { workspaces: &["kube-bind", "provider-a"] };
+//!
+//! #[tokio::test]
+//! async fn provider_sees_its_namespace() -> anyhow::Result<()> {
+//!     let env = Env::shared(&SPEC)?;
+//!     let provider = env.workspace("provider-a")?;
+//!     let client = provider.client().await?;
+//!     // ...
+//!     Ok(())
+//! }
+//! ```
+
+pub mod apply;
+pub mod env;
+mod kcp_mode;
+pub mod kubectl;
+pub mod paths;
+pub mod processes;
+pub mod topology;
+pub mod wait;
+
+use std::path::{Path, PathBuf};
+
+pub use env::{Env, EnvSpec, Workspace};
+pub use wait::{Check, wait_for};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} failed; see {log}")]
+    Command { what: String, log: PathBuf },
+    #[error("{what}; see {log}")]
+    Start { what: String, log: PathBuf },
+    #[error("the e2e environment could not start earlier: {0}")]
+    Earlier(String),
+    #[error("no workspace {0:?} in this environment (declare it in the EnvSpec)")]
+    UnknownWorkspace(String),
+    #[error("{0} needs the kcp stand-in; it is not possible against a real kcp")]
+    SimOnly(&'static str),
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig { path: PathBuf, message: String },
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl HarnessError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        HarnessError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

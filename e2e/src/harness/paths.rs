@@ -1,0 +1,54 @@
+//! Where the harness finds the repository and keeps logs: `target/e2e-logs/<test binary>/`.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (the workspace holding `hack/` and `kcp-config/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The cargo target dir: `CARGO_TARGET_DIR`, else the one holding the running test binary.
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/<profile>/deps/<binary>
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .filter(|p| p.join("CACHEDIR.TAG").exists() || p.ends_with("target"))
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// The running test binary's name without cargo's hash suffix (`vw_watch-1a2b…` → `vw_watch`).
+pub fn test_binary_name() -> String {
+    let stem = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "e2e".to_string());
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name.to_string()
+        }
+        _ => stem,
+    }
+}
+
+/// `target/e2e-logs/<test binary>/`: every process's log and state for this binary's run.
+pub fn log_dir() -> PathBuf {
+    target_dir().join("e2e-logs").join(test_binary_name())
+}
+
+/// The `kcp-sim` binary: `KCP_SIM_BIN`, else next to the test binary's profile dir.
+pub fn kcp_sim_binary() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("KCP_SIM_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let bin = profile_dir.join("kcp-sim");
+    bin.exists().then_some(bin)
+}

@@ -1,0 +1,115 @@
+//! The kcp topology the backend needs (SPEC §7 "Roles in kcp mode"): the home workspace with the
+//! `kube-bind.io` APIExport and its schemas from `kcp-config/`, service-provider workspaces bound
+//! to it accepting all ten claims, and a consumer workspace.
+
+use std::time::Duration;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube_bind_apis::kcp_config;
+use serde_json::{Value, json};
+
+use super::{
+    Env, HarnessError, Workspace, apply,
+    wait::{Check, binding_bound, wait_for},
+};
+
+/// The workspaces of a kube-bind setup and the virtual-workspace URL the backend will use.
+#[derive(Clone, Debug)]
+pub struct KubeBindTopology {
+    /// The backend's home (`root:kube-bind`): APIExport `kube-bind.io` and its endpoint slice.
+    pub home: Workspace,
+    /// Service-provider workspaces, each bound to `kube-bind.io`.
+    pub providers: Vec<Workspace>,
+    /// A consumer workspace (binds nothing).
+    pub consumer: Option<Workspace>,
+    /// `status.endpoints[0].url` of the `kube-bind.io` APIExportEndpointSlice.
+    pub endpoint_url: String,
+}
+
+/// The APIBinding to `kube-bind.io` in `home`, accepting every claim (from `kcp-config/`).
+pub fn kube_bind_binding(home: &Workspace) -> Result<Value, HarnessError> {
+    let objects = kcp_config::committed().map_err(|e| HarnessError::Other(e.to_string()))?;
+    let mut binding = objects
+        .into_iter()
+        .find(|o| o["kind"] == "APIBinding")
+        .ok_or_else(|| HarnessError::Other("kcp-config has no APIBinding".into()))?;
+    binding["spec"]["reference"]["export"]["path"] = json!(home.path);
+    Ok(binding)
+}
+
+/// Sets the topology up (idempotent: objects are created or replaced).
+pub async fn setup_kube_bind(
+    env: &Env,
+    home: &str,
+    providers: &[&str],
+    consumer: Option<&str>,
+) -> Result<KubeBindTopology, HarnessError> {
+    let patience = env.patience();
+    let home = env.workspace(home)?.clone();
+    let home_client = home.client().await?;
+    let objects = kcp_config::committed().map_err(|e| HarnessError::Other(e.to_string()))?;
+    for mut object in objects {
+        if object["kind"] == "APIBinding" {
+            object["spec"]["reference"]["export"]["path"] = json!(home.path);
+        }
+        apply::apply(&home_client, &object).await?;
+    }
+    binding_bound(&home_client, &home.path, kcp_config::EXPORT_NAME, patience)
+        .await
+        .map_err(|e| HarnessError::Other(e.to_string()))?;
+
+    let binding = kube_bind_binding(&home)?;
+    let mut provider_workspaces = Vec::new();
+    for name in providers {
+        let ws = env.workspace(name)?.clone();
+        let client = ws.client().await?;
+        apply::apply(&client, &binding).await?;
+        binding_bound(&client, &ws.path, kcp_config::EXPORT_NAME, patience)
+            .await
+            .map_err(|e| HarnessError::Other(e.to_string()))?;
+        provider_workspaces.push(ws);
+    }
+    let endpoint_url =
+        endpoint_url(&home_client, &home.path, kcp_config::EXPORT_NAME, patience).await?;
+    let consumer = consumer.map(|c| env.workspace(c).cloned()).transpose()?;
+    Ok(KubeBindTopology {
+        home,
+        providers: provider_workspaces,
+        consumer,
+        endpoint_url,
+    })
+}
+
+/// Waits until the APIExportEndpointSlice `name` lists an endpoint, and returns its URL.
+pub async fn endpoint_url(
+    client: &kube::Client,
+    workspace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<String, HarnessError> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apis.kcp.io", "v1alpha1", "APIExportEndpointSlice"),
+        "apiexportendpointslices",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    wait_for(
+        format!("APIExportEndpointSlice {workspace}/{name} to list an endpoint"),
+        timeout,
+        || async {
+            match api.get_opt(name).await {
+                Ok(Some(slice)) => match slice
+                    .data
+                    .pointer("/status/endpoints/0/url")
+                    .and_then(Value::as_str)
+                {
+                    Some(url) => Check::Done(url.to_string()),
+                    None => Check::Pending("no endpoints".into()),
+                },
+                Ok(None) => Check::Pending("not found".into()),
+                Err(e) => Check::Pending(format!("error {e}")),
+            }
+        },
+    )
+    .await
+    .map_err(|e| HarnessError::Other(e.to_string()))
+}

@@ -1,0 +1,118 @@
+//! Helpers shared by the e2e tests: recording what a kube-rs watcher sees.
+
+#![allow(dead_code)]
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use kube::{
+    Resource, ResourceExt,
+    api::Api,
+    runtime::watcher::{self, Event},
+};
+use kube_bind_e2e::harness::{Check, wait_for};
+
+/// One thing a watcher reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// `Apply`, `Delete`, `InitApply`, `Init`, `InitDone`.
+    pub what: &'static str,
+    /// The `kcp.io/cluster` annotation.
+    pub cluster: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Runs a kube-rs `watcher` in the background and records every event.
+pub struct Recorder {
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    pub fn start<K>(api: Api<K>, config: watcher::Config) -> Recorder
+    where
+        K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher::watcher(api, config).boxed();
+            while let Some(event) = stream.next().await {
+                let record = |what: &'static str, obj: Option<&K>| Seen {
+                    what,
+                    cluster: obj
+                        .and_then(|o| o.annotations().get("kcp.io/cluster").cloned())
+                        .unwrap_or_default(),
+                    namespace: obj.and_then(|o| o.namespace()).unwrap_or_default(),
+                    name: obj.map(|o| o.name_any()).unwrap_or_default(),
+                };
+                let entry = match &event {
+                    Ok(Event::Apply(o)) => record("Apply", Some(o)),
+                    Ok(Event::Delete(o)) => record("Delete", Some(o)),
+                    Ok(Event::InitApply(o)) => record("InitApply", Some(o)),
+                    Ok(Event::Init) => record("Init", None),
+                    Ok(Event::InitDone) => record("InitDone", None),
+                    Err(e) => Seen {
+                        what: "Error",
+                        cluster: String::new(),
+                        namespace: String::new(),
+                        name: e.to_string(),
+                    },
+                };
+                sink.lock().unwrap().push(entry);
+            }
+        });
+        Recorder { seen, task }
+    }
+
+    pub fn snapshot(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until `done` holds for what was seen so far.
+    pub async fn wait(&self, what: &str, timeout: Duration, done: impl Fn(&[Seen]) -> bool) {
+        let result = wait_for(what, timeout, || {
+            let seen = self.snapshot();
+            let ok = done(&seen);
+            async move {
+                if ok {
+                    Check::Done(())
+                } else {
+                    let tail: Vec<String> = seen
+                        .iter()
+                        .rev()
+                        .take(6)
+                        .map(|s| format!("{} {}/{}@{}", s.what, s.namespace, s.name, s.cluster))
+                        .collect();
+                    Check::Pending(format!(
+                        "{} events, latest: {}",
+                        seen.len(),
+                        tail.join(", ")
+                    ))
+                }
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+
+    /// How often an object (name) was reported as present (Apply or InitApply).
+    pub fn count(&self, what: &[&str], cluster: &str, name: &str) -> usize {
+        self.snapshot()
+            .iter()
+            .filter(|s| what.contains(&s.what) && s.cluster == cluster && s.name == name)
+            .count()
+    }
+}
