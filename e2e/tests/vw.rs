@@ -187,6 +187,66 @@ async fn wildcard_watch_sees_bound_workspaces_and_follows_binds_and_unbinds() ->
 }
 
 #[tokio::test]
+async fn a_client_reconnecting_often_misses_nothing_and_sees_nothing_twice() -> anyhow::Result<()> {
+    let (env, topology) = given_kube_bind().await?;
+    let (a, b) = (env.workspace("provider-a")?, env.workspace("provider-b")?);
+    let (a_client, b_client) = (a.client().await?, b.client().await?);
+    let label = env.unique("reconnect");
+    let vw = env
+        .client_for(
+            &format!("{}/clusters/*", topology.endpoint_url),
+            &env.admin_token,
+        )
+        .await?;
+    // Every 2 s the stand-in ends the watch; kube-rs resumes from the last resourceVersion it saw,
+    // which the stand-in must map back to where each member stream was.
+    let config = watcher::Config::default()
+        .labels(&format!("e2e={label}"))
+        .timeout(2);
+    let recorder = Recorder::start(Api::<ConfigMap>::all(vw), config);
+    recorder
+        .wait("the initial list", env.patience(), |s| {
+            s.iter().any(|e| e.what == "InitDone")
+        })
+        .await;
+
+    let mut expected = Vec::new();
+    for i in 0..12 {
+        let (client, id) = if i % 2 == 0 {
+            (&a_client, &a.id)
+        } else {
+            (&b_client, &b.id)
+        };
+        let name = format!("obj-{i}");
+        create_labelled_configmap(client, &name, &label).await?;
+        expected.push((name, id.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    recorder
+        .wait("every object across reconnects", env.patience(), |s| {
+            expected
+                .iter()
+                .all(|(n, c)| s.iter().any(|e| &e.name == n && &e.cluster == c))
+        })
+        .await;
+    for (name, cluster) in &expected {
+        assert_eq!(
+            recorder.count(&["Apply", "InitApply"], cluster, name),
+            1,
+            "{name}: {:?}",
+            recorder.snapshot()
+        );
+    }
+    let seen = recorder.snapshot();
+    assert_eq!(
+        seen.iter().filter(|e| e.what == "Init").count(),
+        1,
+        "the client relisted: {seen:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn resources_outside_the_export_and_unbound_clusters_are_forbidden() -> anyhow::Result<()> {
     let (env, topology) = given_kube_bind().await?;
     let a = env.workspace("provider-a")?;

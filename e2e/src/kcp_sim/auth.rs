@@ -28,9 +28,12 @@ pub enum Decision {
     Unauthenticated,
 }
 
+/// Answers by (token hash, export, verb), with when they were given.
+type Cache = HashMap<(String, String, String), (Decision, Instant)>;
+
 #[derive(Default)]
 pub struct Authorizer {
-    cache: Mutex<HashMap<(String, String, String), (Decision, Instant)>>,
+    cache: Mutex<Cache>,
 }
 
 impl Authorizer {
@@ -62,9 +65,7 @@ impl Authorizer {
         Ok(decision)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String, String), (Decision, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -299,6 +299,6 @@ mod tests {
         rx.mark_unchanged();
         reg.unbind(&a, "e");
         assert!(rx.has_changed().unwrap());
-        assert!(reg.export(&key).unwrap().bound.get(&a).is_none());
+        assert!(!reg.export(&key).unwrap().bound.contains_key(&a));
     }
 }

@@ -26,10 +26,13 @@ fn api_resource(version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apis.kcp.io", version, kind), plural)
 }
 
+/// Makes the queue key of a watched object from its workspace and name.
+type KeyOf = fn(&Member, String) -> Key;
+
 /// Starts the watches of every workspace and the worker.
 pub fn start(sim: Arc<Sim>, rx: mpsc::UnboundedReceiver<Key>) {
     for member in sim.workspaces.all() {
-        let kinds: [(ApiResource, fn(&Member, String) -> Key); 3] = [
+        let kinds: [(ApiResource, KeyOf); 3] = [
             (
                 api_resource("v1alpha2", "APIExport", "apiexports"),
                 |m, n| Key::Export(m.id.clone(), n),

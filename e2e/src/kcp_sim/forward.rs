@@ -93,6 +93,9 @@ impl Outgoing {
 /// A predicate on objects (e.g. "an APIBinding to this export").
 pub type Keep = std::sync::Arc<dyn Fn(&Value) -> bool + Send + Sync>;
 
+/// Builds the [`Keep`] predicate for one logical cluster.
+pub type KeepFor = std::sync::Arc<dyn Fn(&ClusterId) -> Keep + Send + Sync>;
+
 /// What to do to a JSON answer on the way back.
 #[derive(Clone)]
 pub enum Rewrite {

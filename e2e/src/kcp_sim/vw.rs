@@ -16,7 +16,7 @@ use super::{
     annotate,
     auth::{Decision, bearer},
     bound::{Access, BINDINGS, ExportKey, ExportState},
-    forward::{self, Identity, Keep, Outgoing, Rewrite},
+    forward::{self, Identity, Keep, KeepFor, Outgoing, Rewrite},
     kcp_types::{GroupResource, export_reference},
     member_api::{self, At, MemberError},
     names::ClusterId,
@@ -187,7 +187,7 @@ async fn one_cluster(
     {
         return forbidden_resource(resource, export_key);
     }
-    let _watch_guard = (resource.verb == Verb::Watch).then(|| {
+    let watch_guard = (resource.verb == Verb::Watch).then(|| {
         sim.metrics.watch_opened(super::metrics::WatchLabels {
             export: export_key.name.clone(),
             resource: gr.display(),
@@ -216,7 +216,7 @@ async fn one_cluster(
                 resource.verb == Verb::Watch,
             )
             .await;
-            if let Some(guard) = _watch_guard {
+            if let Some(guard) = watch_guard {
                 return hold_until_body_ends(response, guard);
             }
             response
@@ -259,7 +259,7 @@ async fn wildcard_request(
     let params = request_info::query_params(req.query);
     let selectors = selector_query(&params);
     let gr = GroupResource::new(&resource.group, &resource.resource);
-    let keep_for: Option<Arc<dyn Fn(&ClusterId) -> Keep + Send + Sync>> = if is_bindings(resource) {
+    let keep_for: Option<KeepFor> = if is_bindings(resource) {
         let sim = sim.clone();
         let export_key = export_key.clone();
         Some(Arc::new(move |c: &ClusterId| {
@@ -331,7 +331,7 @@ async fn merged_list(
     resource: &ResourceRequest,
     params: &BTreeMap<String, String>,
     selectors: &str,
-    keep_for: Option<Arc<dyn Fn(&ClusterId) -> Keep + Send + Sync>>,
+    keep_for: Option<KeepFor>,
 ) -> Response {
     let gr = GroupResource::new(&resource.group, &resource.resource);
     let clusters = export.clusters_serving(&gr);

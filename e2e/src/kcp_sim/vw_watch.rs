@@ -29,7 +29,7 @@ use tracing::{debug, info};
 use super::{
     annotate,
     bound::ExportKey,
-    forward::{Keep, encode_line},
+    forward::{KeepFor, encode_line},
     kcp_types::GroupResource,
     member_api::{self, At, MemberError, revision_of},
     member_stream::{self, MemberMsg, MemberTarget, Start, expired_event},
@@ -55,7 +55,7 @@ pub struct WatchSpec {
     pub bookmarks: bool,
     pub timeout: Duration,
     /// Builds the per-cluster object filter (APIBindings to this export only).
-    pub keep_for: Option<Arc<dyn Fn(&ClusterId) -> Keep + Send + Sync>>,
+    pub keep_for: Option<KeepFor>,
 }
 
 impl WatchSpec {
