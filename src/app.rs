@@ -4,7 +4,9 @@
 //! and is awaited by [`RunningBackend::wait`]; nothing outlives it.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::Path;
+use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use tokio::task::JoinSet;
@@ -13,9 +15,15 @@ use tokio_util::sync::CancellationToken;
 use crate::http::{self, AppState, ServeError};
 use crate::metrics::MetricsRegistry;
 use crate::options::{MetricsEndpoint, Options, ProviderKind};
+use crate::provider::kcp::KcpProvider;
 use crate::provider::kubernetes::KubernetesProvider;
 use crate::provider::{Clusters, Endpoints, Provider, ProviderContext};
-use crate::readiness::Readiness;
+use crate::readiness::{Readiness, ReadinessCheck};
+use crate::runtime::leader::{self, Leadership, LeaseElection};
+use crate::runtime::{Caches, Manager};
+
+/// How often cache sync is re-checked for `/readyz`.
+const CACHE_SYNC_POLL: Duration = Duration::from_millis(500);
 
 /// Why the backend could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +39,6 @@ pub enum StartError {
     Client(kube::Error),
     #[error(transparent)]
     Serve(#[from] ServeError),
-    #[error("--multicluster-runtime-provider kcp is not available in this build yet")]
-    ProviderUnavailable,
 }
 
 /// A started backend.
@@ -83,16 +89,31 @@ pub async fn start(
 
     let kube_config = load_kube_config(options.kubeconfig.as_deref()).await?;
     let cluster_url = kube_config.cluster_url.to_string();
-    let client = kube::Client::try_from(kube_config).map_err(StartError::Client)?;
+    let client = kube::Client::try_from(kube_config.clone()).map_err(StartError::Client)?;
+
+    // Bind before anything else runs, so a taken port is the first thing reported.
+    let server = http::Server::bind(options.listen_address, options.tls.as_ref()).await?;
+    let metrics_server = match options.metrics {
+        MetricsEndpoint::Separate(address) => Some(http::Server::bind(address, None).await?),
+        _ => None,
+    };
 
     let mut registry = Registry::with_prefix("kube_bind");
     let readiness = Readiness::default();
     let clusters = Clusters::default();
     let endpoints = Endpoints::default();
+    let caches = Caches::new(&endpoints, &clusters);
+    let manager = Manager::new(&clusters, &caches, &mut registry);
+    register_build_info(&mut registry);
+    let metrics = MetricsRegistry::new(registry);
 
     let provider: Box<dyn Provider> = match &options.provider {
-        ProviderKind::Kubernetes => Box::new(KubernetesProvider::new(client, cluster_url)),
-        ProviderKind::Kcp { .. } => return Err(StartError::ProviderUnavailable),
+        ProviderKind::Kubernetes => Box::new(KubernetesProvider::new(client.clone(), cluster_url)),
+        ProviderKind::Kcp { endpoint_slice } => Box::new(KcpProvider::new(
+            client.clone(),
+            kube_config,
+            endpoint_slice,
+        )),
     };
     let provider_ctx = ProviderContext {
         clusters: clusters.clone(),
@@ -100,20 +121,32 @@ pub async fn start(
         readiness: readiness.register("provider", "starting"),
         shutdown: shutdown.child_token(),
     };
-
-    let server = http::Server::bind(options.listen_address, options.tls.as_ref()).await?;
-    let metrics_server = match options.metrics {
-        MetricsEndpoint::Separate(address) => Some(http::Server::bind(address, None).await?),
-        _ => None,
+    let leadership = match &options.leader_election {
+        None => Leadership::Always,
+        Some(election) => Leadership::Elected(LeaseElection::start(
+            client,
+            &election.namespace,
+            &election.lease_name,
+            leader::identity(),
+            &shutdown,
+        )),
     };
-    register_build_info(&mut registry);
-    let metrics = MetricsRegistry::new(registry);
 
     let mut tasks = JoinSet::new();
-    let provider_shutdown = provider_ctx.shutdown.clone();
     tasks.spawn(async move {
         provider.run(provider_ctx).await;
-        drop(provider_shutdown);
+        Ok(())
+    });
+    tasks.spawn(report_cache_sync(
+        caches.clone(),
+        readiness.register("caches", "starting"),
+        shutdown.child_token(),
+    ));
+    let workers = NonZeroUsize::new(options.workers).unwrap_or(NonZeroUsize::MIN);
+    let reconcile_shutdown = shutdown.child_token();
+    tasks.spawn(async move {
+        manager.run(workers, leadership, reconcile_shutdown).await;
+        caches.join().await;
         Ok(())
     });
 
@@ -121,15 +154,14 @@ pub async fn start(
     let state = AppState::new(
         &options.pretty_name,
         clusters,
-        readiness.clone(),
+        readiness,
         options.tls.is_some(),
     );
     let address = server.local_addr();
     tasks.spawn(server.serve(http::router(state, main_metrics), shutdown.child_token()));
     let metrics_address = metrics_server.as_ref().map(http::Server::local_addr);
     if let Some(metrics_server) = metrics_server {
-        let router = http::metrics_router(metrics);
-        tasks.spawn(metrics_server.serve(router, shutdown.child_token()));
+        tasks.spawn(metrics_server.serve(http::metrics_router(metrics), shutdown.child_token()));
     }
     tracing::info!(%address, provider = ?options.provider, "kube-bind backend serving");
     Ok(RunningBackend {
@@ -138,6 +170,29 @@ pub async fn start(
         tasks,
         shutdown,
     })
+}
+
+/// Keeps the "caches" readiness check in step with the caches' first LISTs.
+async fn report_cache_sync(
+    caches: Caches,
+    check: ReadinessCheck,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    loop {
+        let unsynced = caches.unsynced();
+        if unsynced.is_empty() {
+            check.ready();
+        } else {
+            check.not_ready(format!(
+                "waiting for the first list of {}",
+                unsynced.join(", ")
+            ));
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(CACHE_SYNC_POLL) => {}
+        }
+    }
 }
 
 async fn load_kube_config(path: Option<&Path>) -> Result<kube::Config, StartError> {

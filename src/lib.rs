@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod options;
 pub mod provider;
 pub mod readiness;
+pub mod runtime;
 pub mod version;

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
@@ -57,8 +58,12 @@ pub enum EndpointKind {
     VirtualWorkspace,
 }
 
+/// Distinguishes successive endpoints of one URL (closed, then opened again).
+static NEXT_ENDPOINT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// One URL the provider connects to, with the HTTP stack all its clusters share.
 pub struct Endpoint {
+    instance: u64,
     url: String,
     kind: EndpointKind,
     client: kube::Client,
@@ -82,12 +87,19 @@ impl Endpoint {
         client: kube::Client,
         cancel: CancellationToken,
     ) -> Self {
+        let instance = NEXT_ENDPOINT_ID.fetch_add(1, Ordering::Relaxed);
         Self {
+            instance,
             url: url.into(),
             kind,
             client,
             cancel,
         }
+    }
+
+    /// Unique per opened endpoint, even when a URL is closed and opened again.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     pub fn url(&self) -> &str {

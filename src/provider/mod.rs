@@ -5,6 +5,7 @@
 //! type, reconcilers and HTTP handlers get per-cluster clients from [`Cluster`].
 
 mod cluster;
+pub mod kcp;
 pub mod kubernetes;
 mod registry;
 

@@ -1,0 +1,177 @@
+//! The caches of a process, one per resource type, wired to the provider: every endpoint that
+//! opens gets one watch per cached type, every cluster that is disengaged is forgotten.
+//!
+//! Watch tasks are owned by the [`TaskTracker`] here and stop with their endpoint's cancellation
+//! token (a child of the process shutdown token).
+
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::future::BoxFuture;
+use tokio_util::task::TaskTracker;
+
+use super::cache::{Cache, CachedResource};
+use crate::provider::{Change, ClusterId, Clusters, Endpoint, Endpoints};
+
+/// What the wiring needs from a cache, whatever its type.
+trait AnyCache: Send + Sync {
+    fn watch(self: Arc<Self>, endpoint: Arc<Endpoint>) -> BoxFuture<'static, ()>;
+    fn forget_cluster(&self, cluster: &ClusterId);
+    fn is_synced(&self) -> bool;
+    fn is_endpoint_synced(&self, instance: u64) -> bool;
+    fn resource(&self) -> &str;
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<K: CachedResource> AnyCache for Cache<K> {
+    fn watch(self: Arc<Self>, endpoint: Arc<Endpoint>) -> BoxFuture<'static, ()> {
+        Box::pin(self.watch_endpoint(endpoint))
+    }
+    fn forget_cluster(&self, cluster: &ClusterId) {
+        Cache::forget_cluster(self, cluster);
+    }
+    fn is_synced(&self) -> bool {
+        Cache::is_synced(self)
+    }
+    fn is_endpoint_synced(&self, instance: u64) -> bool {
+        Cache::is_endpoint_synced(self, instance)
+    }
+    fn resource(&self) -> &str {
+        Cache::resource(self)
+    }
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// All caches of the process.
+#[derive(Clone)]
+pub struct Caches {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    endpoints: Endpoints,
+    tasks: TaskTracker,
+}
+
+#[derive(Default)]
+struct State {
+    by_type: HashMap<TypeId, Arc<dyn AnyCache>>,
+    /// (cache, endpoint URL) pairs with a running watch, so no pair is ever watched twice.
+    watching: HashSet<(TypeId, String)>,
+}
+
+impl Inner {
+    /// Starts the watches of `endpoint` that are not running yet.
+    fn watch_endpoint(&self, state: &mut State, endpoint: &Arc<Endpoint>) {
+        for (type_id, cache) in &state.by_type {
+            if state.watching.insert((*type_id, endpoint.url().to_owned())) {
+                self.tasks.spawn(cache.clone().watch(endpoint.clone()));
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let resources: Vec<String> = self
+            .lock()
+            .by_type
+            .values()
+            .map(|c| c.resource().to_owned())
+            .collect();
+        f.debug_struct("Caches")
+            .field("resources", &resources)
+            .finish()
+    }
+}
+
+impl Caches {
+    /// Caches fed by `endpoints`, forgetting clusters that leave `clusters`.
+    pub fn new(endpoints: &Endpoints, clusters: &Clusters) -> Self {
+        let caches = Self {
+            inner: Arc::new(Inner {
+                state: Mutex::default(),
+                endpoints: endpoints.clone(),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        let weak = Arc::downgrade(&caches.inner);
+        endpoints.on_change(move |change| {
+            let Some(inner) = weak.upgrade() else { return };
+            let mut state = lock(&inner.state);
+            match change {
+                Change::Added(endpoint) => inner.watch_endpoint(&mut state, endpoint),
+                // Its watches stop on the endpoint's cancellation token.
+                Change::Removed(endpoint) => {
+                    state.watching.retain(|(_, url)| url != endpoint.url())
+                }
+            }
+        });
+        let weak = Arc::downgrade(&caches.inner);
+        clusters.on_change(move |change| {
+            if let (Change::Removed(cluster), Some(inner)) = (change, weak.upgrade()) {
+                for cache in lock(&inner.state).by_type.values() {
+                    cache.forget_cluster(cluster.id());
+                }
+            }
+        });
+        caches
+    }
+
+    /// The cache of `K`, created (and watching every open endpoint) on first use.
+    pub fn get<K: CachedResource>(&self) -> Arc<Cache<K>> {
+        let mut state = self.lock();
+        if let Some(existing) = state.by_type.get(&TypeId::of::<K>())
+            && let Ok(cache) = existing.clone().into_any().downcast::<Cache<K>>()
+        {
+            return cache;
+        }
+        let cache = Arc::new(Cache::<K>::new());
+        state.by_type.insert(TypeId::of::<K>(), cache.clone());
+        for endpoint in self.inner.endpoints.all() {
+            self.inner.watch_endpoint(&mut state, &endpoint);
+        }
+        cache
+    }
+
+    /// Whether every cache completed its first LIST on every open endpoint.
+    pub fn is_synced(&self) -> bool {
+        self.lock().by_type.values().all(|c| c.is_synced())
+    }
+
+    /// Whether every cache completed its first LIST on endpoint `instance`.
+    pub fn is_endpoint_synced(&self, instance: u64) -> bool {
+        self.lock()
+            .by_type
+            .values()
+            .all(|c| c.is_endpoint_synced(instance))
+    }
+
+    /// The resources (`<plural>.<group>`) still waiting for their first LIST.
+    pub fn unsynced(&self) -> Vec<String> {
+        self.lock()
+            .by_type
+            .values()
+            .filter(|c| !c.is_synced())
+            .map(|c| c.resource().to_owned())
+            .collect()
+    }
+
+    /// Waits until every watch task ended (after shutdown).
+    pub async fn join(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.inner.state)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
