@@ -2,6 +2,7 @@
 # Local Kubernetes control plane for development and tests: builds kube-apiserver and
 # kube-controller-manager from Debian's `kubernetes` source package, then runs one etcd and
 # N apiservers (lc1..lcN) in a state dir. Recipe: shared/control-plane.md.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 usage() {

@@ -210,9 +210,13 @@ step_openapi() {
   local base meta="k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version"
   for base in kube-aggregator apiextensions-apiserver; do
     if [[ ! -f $KB_K8S_TREE/vendor/k8s.io/$base/pkg/generated/openapi/zz_generated.openapi.go ]]; then
-      local -a extra
-      mapfile -t extra < <(openapi_tagged_packages "vendor/k8s.io/$base/pkg/apis")
-      [[ $base == apiextensions-apiserver ]] && extra+=(k8s.io/api/autoscaling/v1)
+      local -a extra=()
+      # As shipped: the aggregator's own tagged API packages; apiextensions' only autoscaling/v1.
+      if [[ $base == kube-aggregator ]]; then
+        mapfile -t extra < <(openapi_tagged_packages "vendor/k8s.io/$base/pkg/apis")
+      else
+        extra=(k8s.io/api/autoscaling/v1)
+      fi
       log "  openapi-gen: generating the missing $base openapi"
       # shellcheck disable=SC2086 # $meta is a list of import paths
       openapi_generate "k8s.io/kubernetes/vendor/k8s.io/$base/pkg/generated/openapi" $meta "${extra[@]}"
