@@ -22,9 +22,10 @@ struct Lane<G, K> {
 /// burst in one cluster does not pin that memory for as long as the process runs.
 const KEEP_LANE_CAPACITY: usize = 64;
 
-/// Empty lanes are forgotten in one sweep once there are this many of them, so a cluster that
-/// goes quiet costs nothing after a while, while a cluster that is busy one key at a time does
-/// not pay a map insert and remove for every key.
+/// Empty lanes are forgotten in one sweep once there are this many of them (and at least half
+/// of all lanes are empty, so a sweep's cost is paid for by the pops that emptied them). A
+/// cluster that goes quiet costs nothing after a while, and a cluster that is busy one key at a
+/// time does not pay a map insert and remove for every key.
 const SWEEP_EMPTY_LANES: usize = 1024;
 
 /// Ready keys, handed out one group at a time in round-robin order.
@@ -98,7 +99,7 @@ impl<G: Clone + Eq + Hash, K: FairKey<Group = G>> FairQueue<G, K> {
                 lane.keys = VecDeque::new();
             }
             self.empty_lanes += 1;
-            if self.empty_lanes >= SWEEP_EMPTY_LANES {
+            if self.empty_lanes >= SWEEP_EMPTY_LANES.max(self.by_group.len() / 2) {
                 self.sweep_empty_lanes();
             }
         } else {
@@ -133,7 +134,7 @@ impl<G: Clone + Eq + Hash, K: FairKey<Group = G>> FairQueue<G, K> {
         id
     }
 
-    /// Frees every empty lane at once (amortised O(1) per pop).
+    /// Frees every empty lane at once: O(lanes), at most once per `lanes / 2` pops.
     fn sweep_empty_lanes(&mut self) {
         let lanes = &self.lanes;
         let free = &mut self.free;

@@ -26,7 +26,7 @@ impl Workers {
     pub async fn join(mut self) {
         while let Some(joined) = self.tasks.join_next().await {
             if let Err(error) = joined {
-                // Handler panics are caught per key, so this is a cancelled runtime.
+                // Handler panics are caught per key, so this is a runtime shutting down.
                 tracing::warn!(%error, "work queue worker ended abnormally");
             }
         }
@@ -72,8 +72,8 @@ where
 {
     loop {
         let lease = tokio::select! {
-            // A ready key is taken without polling the token (that takes its lock): the check
-            // below covers a busy worker, the token branch a parked one.
+            // A ready key is taken without registering on the token (a waiter list under its
+            // lock, per key): the check below covers a busy worker, this branch a parked one.
             biased;
             lease = queue.next() => match lease {
                 Some(lease) => lease,
