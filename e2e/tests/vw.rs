@@ -654,3 +654,20 @@ async fn metrics_count_open_watches_per_export_and_resource() -> anyhow::Result<
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_ten_kube_bind_crds_install_through_the_compatibility_step() -> anyhow::Result<()> {
+    let env = Env::shared(&SPEC)?;
+    let consumer = env.workspace("consumer")?.client().await?;
+    apply::install_kube_bind_crds(&consumer, env.patience()).await?;
+    let crds = Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(consumer)
+        .list(&ListParams::default())
+        .await?;
+    let kube_bind = crds
+        .items
+        .iter()
+        .filter(|c| c.spec.group == "kube-bind.io")
+        .count();
+    assert_eq!(kube_bind, 10);
+    Ok(())
+}

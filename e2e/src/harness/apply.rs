@@ -108,3 +108,18 @@ pub async fn install_crds(
     }
     Ok(())
 }
+
+/// Installs the ten kube-bind.io CRDs (`kube_bind_apis::crds::all()`) through the compatibility
+/// step and waits until they are established.
+pub async fn install_kube_bind_crds(
+    client: &Client,
+    timeout: Duration,
+) -> Result<(), HarnessError> {
+    let crds = kube_bind_apis::crds::all().map_err(|e| HarnessError::Other(e.to_string()))?;
+    let values = crds
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| HarnessError::Other(e.to_string()))?;
+    install_crds(client, &values, timeout).await
+}

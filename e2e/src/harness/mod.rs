@@ -2,15 +2,20 @@
 //! when `KCP_KUBECONFIG` is set), workspaces, clients, waits, and the kube-bind topology.
 //!
 //! ```no_run
-//! use kube_bind_e2e::harness::{Env, EnvSpec};
-//! static SPEC: EnvSpec = EnvSpec { workspaces: &["kube-bind", "provider-a"] };
+//! use k8s_openapi::api::core::v1::Namespace;
+//! use kube::{Api, api::ListParams};
+//! use kube_bind_e2e::harness::{Env, EnvSpec, topology::setup_kube_bind};
 //!
-//! #[tokio::test]
-//! async fn provider_sees_its_namespace() -> anyhow::Result<()> {
-//!     let env = Env::shared(&SPEC)?;
-//!     let provider = env.workspace("provider-a")?;
-//!     let client = provider.client().await?;
-//!     // ...
+//! static SPEC: EnvSpec = EnvSpec { workspaces: &["kube-bind", "provider-a", "consumer"] };
+//!
+//! // #[tokio::test]
+//! async fn provider_namespaces_are_visible_through_the_virtual_workspace() -> anyhow::Result<()> {
+//!     let env = Env::shared(&SPEC)?; // control plane + stand-in, once per test binary
+//!     let kcp = setup_kube_bind(env, "kube-bind", &["provider-a"], Some("consumer")).await?;
+//!     let vw = env.client_for(&format!("{}/clusters/*", kcp.endpoint_url), &env.admin_token).await?;
+//!     let namespaces = Api::<Namespace>::all(vw).list(&ListParams::default()).await?;
+//!     assert!(namespaces.items.iter().all(|ns| ns.metadata.annotations.as_ref()
+//!         .and_then(|a| a.get("kcp.io/cluster")) == Some(&kcp.providers[0].id)));
 //!     Ok(())
 //! }
 //! ```

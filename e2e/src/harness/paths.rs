@@ -42,7 +42,8 @@ pub fn log_dir() -> PathBuf {
     target_dir().join("e2e-logs").join(test_binary_name())
 }
 
-/// The `kcp-sim` binary: `KCP_SIM_BIN`, else next to the test binary's profile dir.
+/// The `kcp-sim` binary: `KCP_SIM_BIN`, else next to the test binary's profile dir, else built
+/// with cargo (tests of other packages reuse the harness without building it themselves).
 pub fn kcp_sim_binary() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("KCP_SIM_BIN") {
         return Some(PathBuf::from(bin));
@@ -50,5 +51,22 @@ pub fn kcp_sim_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let profile_dir = exe.parent()?.parent()?;
     let bin = profile_dir.join("kcp-sim");
-    bin.exists().then_some(bin)
+    if bin.exists() {
+        return Some(bin);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "kube-bind-e2e",
+            "--bin",
+            "kcp-sim",
+            "--manifest-path",
+        ])
+        .arg(repo_root().join("Cargo.toml"))
+        .status()
+        .is_ok_and(|s| s.success());
+    (built && bin.exists()).then_some(bin)
 }
