@@ -252,22 +252,25 @@ version_ldflags() {
 }
 
 _go_build_cmd() {
-  _go build -v -ldflags "$(version_ldflags)" -o "$KB_BIN/.$1.tmp" "./cmd/$1" >>"$BUILD_STEP_LOG" 2>>"$2"
+  _go build -v -ldflags "$(version_ldflags)" -o "$KB_BUILD_DIR/out/$1.tmp" "./cmd/$1" >>"$BUILD_STEP_LOG" 2>>"$2"
 }
 
-# build_binary NAME: go build ./cmd/NAME into $KB_BIN/NAME, with a heartbeat.
+# build_binary NAME: go build ./cmd/NAME into $KB_BUILD_DIR/out (with a heartbeat), then
+# install it into $KB_BIN.
 build_binary() {
   local name=$1 progress
-  [[ -x $KB_BIN/$name ]] && return 0
-  mkdir -p "$KB_BIN"
-  progress="$KB_BUILD_LOGS/build-$name.packages"
-  : >"$progress"
-  # `go build -v` names each package it compiles on stderr: the heartbeat counts them.
-  if ! run_with_heartbeat "compiling $name" "$progress" _go_build_cmd "$name" "$progress"; then
-    cat "$progress" >>"$BUILD_STEP_LOG"
-    return 1
+  if [[ ! -x $KB_BUILD_DIR/out/$name ]]; then
+    mkdir -p "$KB_BUILD_DIR/out"
+    progress="$KB_BUILD_LOGS/build-$name.packages"
+    : >"$progress"
+    # `go build -v` names each package it compiles on stderr: the heartbeat counts them.
+    if ! run_with_heartbeat "compiling $name" "$progress" _go_build_cmd "$name" "$progress"; then
+      cat "$progress" >>"$BUILD_STEP_LOG"
+      return 1
+    fi
+    mv -f "$KB_BUILD_DIR/out/$name.tmp" "$KB_BUILD_DIR/out/$name"
   fi
-  mv -f "$KB_BIN/.$name.tmp" "$KB_BIN/$name"
+  install_binary "$KB_BUILD_DIR/out/$name" "$KB_BIN/$name"
 }
 step_kube_apiserver() { build_binary kube-apiserver; }
 step_kube_controller_manager() { build_binary kube-controller-manager; }
@@ -276,6 +279,16 @@ step_etcd_link() {
   ln -sfn /usr/bin/etcd "$KB_BIN/etcd"
 }
 # <<< recipe
+
+# install_binary SRC DST: replace DST atomically (hard link, else copy, then rename), so the
+# binaries in $KB_BIN stay usable while a rebuild runs and running processes keep theirs.
+install_binary() {
+  local src=$1 dst=$2 tmp
+  mkdir -p "$(dirname "$dst")"
+  tmp="$(dirname "$dst")/.$(basename "$dst").tmp.$$"
+  ln -f "$src" "$tmp" 2>/dev/null || cp -f "$src" "$tmp"
+  mv -f "$tmp" "$dst"
+}
 
 BUILD_STEP=""
 BUILD_STEP_LOG=/dev/null
@@ -322,11 +335,11 @@ build_all() {
   hash=$(build_recipe_hash)
   t=$(kb_now)
   log "building kube-apiserver and kube-controller-manager (recipe $hash, cache $KB_CACHE); a cold build takes ~4-5 min"
-  # Outputs of an older recipe are discarded; downloads and the Go cache are kept.
+  # Outputs of an older recipe are discarded; downloads and the Go cache are kept, and the old
+  # binaries stay in $KB_BIN until the new ones replace them.
   if [[ ! -f $KB_BUILD_DIR/.recipe || $(cat "$KB_BUILD_DIR/.recipe") != "$hash" ]]; then
     [[ -d $KB_BUILD_DIR ]] && log "recipe changed: discarding $KB_BUILD_DIR"
     rm -rf "$KB_BUILD_DIR"
-    rm -f "$KB_BIN/kube-apiserver" "$KB_BIN/kube-controller-manager" "$KB_BIN/.recipe"
     mkdir -p "$KB_BUILD_DIR"
     printf '%s\n' "$hash" >"$KB_BUILD_DIR/.recipe"
   fi
