@@ -301,20 +301,26 @@ all_healthy() {
   done < <(all_components "$n")
 }
 
+# 'value' quoted for the shell (plain paths and URLs stay readable for non-shell parsers).
+_shq() {
+  local v=${1//\'/\'\\\'\'}
+  printf "'%s'" "$v"
+}
+
 # Shell export lines describing a state dir.
 env_lines() {
   local n k kcs=""
   n=$(cluster_count) || die "$KB_STATE is not a control-plane state dir (no clusters file)"
-  printf 'export KB_STATE_DIR=%q\n' "$KB_STATE"
-  printf 'export KB_CLUSTERS=%q\n' "$n"
-  printf 'export KB_ETCD_URL=%q\n' "http://127.0.0.1:${PORTS[etcd]}"
-  printf 'export KB_ADMIN_TOKEN=%q\n' "$KB_ADMIN_TOKEN"
+  printf 'export KB_STATE_DIR=%s\n' "$(_shq "$KB_STATE")"
+  printf 'export KB_CLUSTERS=%s\n' "$n"
+  printf 'export KB_ETCD_URL=%s\n' "$(_shq "http://127.0.0.1:${PORTS[etcd]}")"
+  printf 'export KB_ADMIN_TOKEN=%s\n' "$(_shq "$KB_ADMIN_TOKEN")"
   for ((k = 1; k <= n; k++)); do
-    printf 'export KB_LC%s_KUBECONFIG=%q\n' "$k" "$KB_STATE/lc$k/kubeconfig"
-    printf 'export KB_LC%s_URL=%q\n' "$k" "https://127.0.0.1:${PORTS[lc$k-apiserver]}"
+    printf 'export KB_LC%s_KUBECONFIG=%s\n' "$k" "$(_shq "$KB_STATE/lc$k/kubeconfig")"
+    printf 'export KB_LC%s_URL=%s\n' "$k" "$(_shq "https://127.0.0.1:${PORTS[lc$k-apiserver]}")"
     kcs+="${kcs:+,}$KB_STATE/lc$k/kubeconfig"
   done
-  printf 'export KB_KUBECONFIGS=%q\n' "$kcs"
+  printf 'export KB_KUBECONFIGS=%s\n' "$(_shq "$kcs")"
 }
 
 write_env_file() {
