@@ -55,6 +55,15 @@ async fn given_kube_bind() -> anyhow::Result<(&'static Env, &'static KubeBindTop
 }
 
 async fn create_labelled_configmap(client: &Client, name: &str, label: &str) -> anyhow::Result<()> {
+    create_labelled_configmap_in(client, "default", name, label).await
+}
+
+async fn create_labelled_configmap_in(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    label: &str,
+) -> anyhow::Result<()> {
     let cm = ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
@@ -63,7 +72,7 @@ async fn create_labelled_configmap(client: &Client, name: &str, label: &str) -> 
         },
         ..Default::default()
     };
-    Api::<ConfigMap>::namespaced(client.clone(), "default")
+    Api::<ConfigMap>::namespaced(client.clone(), namespace)
         .create(&PostParams::default(), &cm)
         .await?;
     Ok(())
@@ -210,15 +219,17 @@ async fn a_client_reconnecting_often_misses_nothing_and_sees_nothing_twice() -> 
         })
         .await;
 
+    let a_ns = env.test_namespace(a, "reconnect").await?;
+    let b_ns = env.test_namespace(b, "reconnect").await?;
     let mut expected = Vec::new();
     for i in 0..12 {
-        let (client, id) = if i % 2 == 0 {
-            (&a_client, &a.id)
+        let (client, id, ns) = if i % 2 == 0 {
+            (&a_client, &a.id, &a_ns)
         } else {
-            (&b_client, &b.id)
+            (&b_client, &b.id, &b_ns)
         };
         let name = format!("obj-{i}");
-        create_labelled_configmap(client, &name, &label).await?;
+        create_labelled_configmap_in(client, ns, &name, &label).await?;
         expected.push((name, id.clone()));
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     }

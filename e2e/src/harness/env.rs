@@ -289,6 +289,28 @@ impl Env {
         format!("{prefix}-{}-{n}", std::process::id() % 100_000)
     }
 
+    /// Creates a namespace of its own for a test in `workspace` (`<prefix>-<pid>-<n>`) and
+    /// returns its name.
+    pub async fn test_namespace(
+        &self,
+        workspace: &Workspace,
+        prefix: &str,
+    ) -> Result<String, HarnessError> {
+        use k8s_openapi::api::core::v1::Namespace;
+        let name = self.unique(prefix);
+        let namespace = Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        kube::Api::<Namespace>::all(workspace.client().await?)
+            .create(&kube::api::PostParams::default(), &namespace)
+            .await?;
+        Ok(name)
+    }
+
     /// How long waits should allow for; longer against a real kcp.
     pub fn patience(&self) -> Duration {
         if self.is_sim() {

@@ -101,6 +101,26 @@ fn write(dir: &Path, name: &str, content: &[u8]) -> Result<(), SimError> {
         .map_err(|source| SimError::StateDir { dir: file, source })
 }
 
+/// Binds `listen`; with port 0, the port of the previous run in `dir` is preferred so URLs in
+/// kubeconfigs, LogicalClusters and endpoint slices stay valid across restarts.
+async fn bind(listen: SocketAddr, dir: &Path) -> Result<tokio::net::TcpListener, SimError> {
+    if listen.port() == 0
+        && let Some(port) = std::fs::read_to_string(dir.join("port"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u16>().ok())
+        && let Ok(listener) =
+            tokio::net::TcpListener::bind(SocketAddr::new(listen.ip(), port)).await
+    {
+        return Ok(listener);
+    }
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| SimError::Listen {
+            addr: listen,
+            source,
+        })
+}
+
 /// Runs the stand-in until `shutdown` completes.
 pub async fn run(
     options: Options,
@@ -114,12 +134,7 @@ pub async fn run(
     let _ = std::fs::remove_file(dir.join("ready"));
     let certs = tls::load_or_generate(dir)?;
     let tls_config = tls::server_config(&certs)?;
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| SimError::Listen {
-            addr: options.listen,
-            source,
-        })?;
+    let listener = bind(options.listen, dir).await?;
     let addr = listener.local_addr().map_err(|source| SimError::Listen {
         addr: options.listen,
         source,
