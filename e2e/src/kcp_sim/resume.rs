@@ -52,12 +52,21 @@ impl Position {
 /// Member positions by logical cluster.
 pub type Vector = BTreeMap<ClusterId, Position>;
 
-/// What a merged watch is over: resumes are matched per export and resource.
+/// What a merged watch is over. Resumes are matched among streams with the same key: the
+/// client's own stream is always among them, and streams with other filters (which may lag
+/// elsewhere) do not add needless replays.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StreamKey {
     pub export: String,
     pub group: String,
     pub resource: String,
+    /// Namespace and selectors, as the member requests carry them.
+    pub filter: String,
+}
+
+/// The `filter` of a [`StreamKey`].
+pub fn filter_key(namespace: Option<&str>, selectors: &str) -> String {
+    format!("{}?{selectors}", namespace.unwrap_or_default())
 }
 
 /// One change of a stream's vector.
@@ -347,6 +356,7 @@ mod tests {
             export: "x".into(),
             group: String::new(),
             resource: "configmaps".into(),
+            filter: String::new(),
         }
     }
 

@@ -423,6 +423,7 @@ async fn merged_list(
             export: export_key.to_string(),
             group: gr.group.clone(),
             resource: gr.resource.clone(),
+            filter: super::resume::filter_key(resource.namespace.as_deref(), selectors),
         },
         revision,
         clusters,

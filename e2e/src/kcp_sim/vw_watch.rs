@@ -64,6 +64,7 @@ impl WatchSpec {
             export: self.export.to_string(),
             group: self.resource.group.clone(),
             resource: self.resource.resource.clone(),
+            filter: super::resume::filter_key(self.namespace.as_deref(), &self.selectors),
         }
     }
 
