@@ -499,6 +499,22 @@ async fn kubectl_works_on_workspaces_and_virtual_workspaces() -> anyhow::Result<
         &env.log_dir,
     )?;
     assert_eq!(got.stdout.trim(), format!("configmap/{name}"), "{got:?}");
+    let through_vw = env.log_dir.join(format!("{name}-vw.yaml"));
+    std::fs::write(
+        &through_vw,
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-vw\n  namespace: default\ndata: {{k: v}}\n"
+        ),
+    )?;
+    let applied = kubectl(
+        &one,
+        &["apply", "-f", &through_vw.display().to_string()],
+        &env.log_dir,
+    )?;
+    assert!(
+        applied.success,
+        "kubectl apply through the virtual workspace: {applied:?}"
+    );
     let resources = kubectl(&one, &["api-resources", "-o", "name"], &env.log_dir)?;
     assert!(resources.success, "{resources:?}");
     let names: Vec<&str> = resources.stdout.lines().collect();

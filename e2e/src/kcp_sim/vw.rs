@@ -113,6 +113,26 @@ pub async fn serve(sim: Arc<Sim>, req: VwRequest<'_>) -> Response {
             vw_discovery::serve(&export, &member, &path).await
         }
         ApiRequest::Version => proxy_plain(&home, "/version").await,
+        // OpenAPI documents (kubectl apply validates against them) come from a member: they
+        // describe more than the virtual workspace serves, which only affects validation.
+        ApiRequest::Other if req.rest.starts_with("/openapi/") => {
+            let member = cluster.clone().unwrap_or_else(|| home.clone());
+            let path_and_query = match req.query {
+                Some(q) => format!("{}?{q}", req.rest),
+                None => req.rest.to_string(),
+            };
+            let outgoing = Outgoing::new(
+                req.method,
+                path_and_query,
+                &req.headers,
+                req.body,
+                Identity::StandIn,
+            );
+            match outgoing.send(&member.admin).await {
+                Ok(resp) => forward::respond(resp, Rewrite::None, false).await,
+                Err(e) => status::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            }
+        }
         ApiRequest::Other => status::error(
             StatusCode::NOT_FOUND,
             "the server could not find the requested resource",
