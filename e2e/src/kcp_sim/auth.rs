@@ -19,7 +19,7 @@ const TTL: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    Allowed,
+    Allowed { user: String },
     /// Authenticated as `user` but not allowed.
     Denied {
         user: String,
@@ -125,7 +125,7 @@ async fn decide(
     )
     .await?;
     if answer.pointer("/status/allowed") == Some(&Value::Bool(true)) {
-        Ok(Decision::Allowed)
+        Ok(Decision::Allowed { user: username })
     } else {
         let reason = answer
             .pointer("/status/reason")

@@ -66,12 +66,12 @@ pub async fn serve(sim: Arc<Sim>, req: VwRequest<'_>) -> Response {
     let Some(token) = bearer(&req.headers) else {
         return status::error(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
-    match sim
+    let user = match sim
         .authorizer
         .authorize(&home.admin, token, req.export_name, verb)
         .await
     {
-        Ok(Decision::Allowed) => {}
+        Ok(Decision::Allowed { user }) => user,
         Ok(Decision::Unauthenticated) => {
             return status::error(StatusCode::UNAUTHORIZED, "Unauthorized");
         }
@@ -91,7 +91,7 @@ pub async fn serve(sim: Arc<Sim>, req: VwRequest<'_>) -> Response {
         Err(e) => {
             return status::error(StatusCode::SERVICE_UNAVAILABLE, format!("authorizing: {e}"));
         }
-    }
+    };
 
     let wildcard = req.target == "*";
     let cluster = if wildcard {
@@ -140,11 +140,11 @@ pub async fn serve(sim: Arc<Sim>, req: VwRequest<'_>) -> Response {
         ApiRequest::Resource(resource) => {
             let gr = GroupResource::new(&resource.group, &resource.resource);
             if !export.serves(&gr) {
-                return forbidden_resource(&resource, &export_key);
+                return forbidden_resource(&user, &resource, &export_key);
             }
             match cluster {
                 Some(member) => {
-                    one_cluster(&sim, &export_key, &export, &member, &resource, req).await
+                    one_cluster(&sim, &user, &export_key, &export, &member, &resource, req).await
                 }
                 None => wildcard_request(sim, &export_key, &export, home, &resource, req).await,
             }
@@ -152,10 +152,10 @@ pub async fn serve(sim: Arc<Sim>, req: VwRequest<'_>) -> Response {
     }
 }
 
-fn forbidden_resource(resource: &ResourceRequest, export: &ExportKey) -> Response {
+fn forbidden_resource(user: &str, resource: &ResourceRequest, export: &ExportKey) -> Response {
     let gr = GroupResource::new(&resource.group, &resource.resource);
     status::forbidden(
-        "",
+        user,
         resource.verb.as_str(),
         &resource.group,
         &gr.display(),
@@ -181,6 +181,7 @@ fn is_bindings(resource: &ResourceRequest) -> bool {
 
 async fn one_cluster(
     sim: &Arc<Sim>,
+    user: &str,
     export_key: &ExportKey,
     export: &ExportState,
     member: &Arc<Member>,
@@ -190,7 +191,7 @@ async fn one_cluster(
     let gr = GroupResource::new(&resource.group, &resource.resource);
     let Some(access) = export.access(&member.id, &gr) else {
         return status::forbidden(
-            "",
+            user,
             resource.verb.as_str(),
             &resource.group,
             &gr.display(),
@@ -205,7 +206,7 @@ async fn one_cluster(
             && resource.subresource.is_some()
             && !resource.verb.is_read())
     {
-        return forbidden_resource(resource, export_key);
+        return forbidden_resource(user, resource, export_key);
     }
     let watch_guard = (resource.verb == Verb::Watch).then(|| {
         sim.metrics.watch_opened(super::metrics::WatchLabels {
@@ -458,5 +459,22 @@ async fn proxy_plain(member: &Member, path: &str) -> Response {
     match member_api::get(&member.admin, path).await {
         Ok(v) => status::json_response(StatusCode::OK, &v),
         Err(e) => status::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_are_reencoded_for_members() {
+        let params = request_info::query_params(Some(
+            "labelSelector=e2e%3Dx%2Cenv+in+%28a%29&fieldSelector=&limit=500&resourceVersion=0",
+        ));
+        assert_eq!(
+            selector_query(&params),
+            "labelSelector=e2e%3Dx%2Cenv%20in%20%28a%29"
+        );
+        assert_eq!(selector_query(&BTreeMap::new()), "");
     }
 }
