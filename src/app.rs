@@ -103,6 +103,7 @@ pub async fn start(
     let clusters = Clusters::default();
     let endpoints = Endpoints::default();
     let caches = Caches::new(&endpoints, &clusters);
+    caches.register_metrics(&mut registry);
     let manager = Manager::new(&clusters, &caches, &mut registry);
     register_build_info(&mut registry);
     let metrics = MetricsRegistry::new(registry);

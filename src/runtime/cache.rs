@@ -216,6 +216,23 @@ impl<K: CachedResource> Cache<K> {
             .collect()
     }
 
+    /// Keys of the cached objects that do not decode, over all clusters.
+    pub fn malformed(&self) -> Vec<ObjectKey> {
+        let mut keys = Vec::new();
+        for cluster in self.clusters.iter() {
+            for ((namespace, name), entry) in &cluster.objects {
+                if matches!(entry, Entry::Malformed(_)) {
+                    keys.push(ObjectKey::new(
+                        cluster.key().clone(),
+                        namespace.clone(),
+                        name,
+                    ));
+                }
+            }
+        }
+        keys
+    }
+
     /// Number of cached objects over all clusters.
     pub fn len(&self) -> usize {
         self.clusters.iter().map(|c| c.objects.len()).sum()

@@ -6,7 +6,13 @@
 
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use futures::future::BoxFuture;
 use tokio_util::task::TaskTracker;
@@ -19,6 +25,7 @@ trait AnyCache: Send + Sync {
     fn watch(self: Arc<Self>, endpoint: Arc<Endpoint>) -> BoxFuture<'static, ()>;
     fn forget_cluster(&self, cluster: &ClusterId);
     fn is_synced(&self) -> bool;
+    fn counts(&self) -> CacheCounts;
     fn is_endpoint_synced(&self, instance: u64) -> bool;
     fn resource(&self) -> &str;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
@@ -33,6 +40,13 @@ impl<K: CachedResource> AnyCache for Cache<K> {
     }
     fn is_synced(&self) -> bool {
         Cache::is_synced(self)
+    }
+    fn counts(&self) -> CacheCounts {
+        CacheCounts {
+            objects: self.len(),
+            malformed: self.malformed().len(),
+            clusters: self.cluster_count(),
+        }
     }
     fn is_endpoint_synced(&self, instance: u64) -> bool {
         Cache::is_endpoint_synced(self, instance)
@@ -161,6 +175,14 @@ impl Caches {
             .collect()
     }
 
+    /// Registers `kube_bind_cache_*` gauges (objects, malformed objects, clusters per resource),
+    /// computed from the caches whenever metrics are scraped.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(CacheMetrics {
+            inner: Arc::downgrade(&self.inner),
+        }));
+    }
+
     /// Waits until every watch task ended (after shutdown).
     pub async fn join(&self) {
         self.inner.tasks.close();
@@ -174,4 +196,63 @@ impl Caches {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a cache holds, for metrics.
+struct CacheCounts {
+    objects: usize,
+    malformed: usize,
+    /// Clusters with at least one cached object.
+    clusters: usize,
+}
+
+type CountOf = fn(&CacheCounts) -> usize;
+
+/// Scrape-time view of every cache.
+#[derive(Debug)]
+struct CacheMetrics {
+    inner: Weak<Inner>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Caches")
+    }
+}
+
+impl Collector for CacheMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(inner) = self.inner.upgrade() else {
+            return Ok(());
+        };
+        let samples: Vec<(String, CacheCounts)> = lock(&inner.state)
+            .by_type
+            .values()
+            .map(|c| (c.resource().to_owned(), c.counts()))
+            .collect();
+        let families: [(&str, &str, CountOf); 3] = [
+            ("cache_objects", "Objects cached, over all clusters", |c| {
+                c.objects
+            }),
+            (
+                "cache_malformed_objects",
+                "Cached objects that do not decode (see the logs for which)",
+                |c| c.malformed,
+            ),
+            (
+                "cache_clusters",
+                "Clusters with at least one cached object",
+                |c| c.clusters,
+            ),
+        ];
+        for (name, help, pick) in families {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (resource, counts) in &samples {
+                let value = i64::try_from(pick(counts)).unwrap_or(i64::MAX);
+                ConstGauge::new(value)
+                    .encode(family.encode_family(&[("resource", resource.as_str())])?)?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,320 @@
+//! The backend's multicluster runtime against the kcp stand-in (or a real kcp with
+//! `KCP_KUBECONFIG`): clusters engage and disengage with their APIBindings, every bound cluster
+//! is reconciled through one wildcard watch per resource type, a malformed object stays the
+//! problem of that object, and HTTP serves exactly the engaged clusters.
+//!
+//! Tests in this file run one at a time (they count the stand-in's open watches).
+
+mod runtime_support;
+
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::{DeleteParams, DynamicObject};
+use kube_bind_apis::kcp_config;
+use kube_bind_backend::app;
+use kube_bind_backend::options::Options;
+use kube_bind_e2e::harness::topology::{KubeBindTopology, kube_bind_binding, setup_kube_bind};
+use kube_bind_e2e::harness::{Check, Env, EnvSpec, apply, wait_for};
+use runtime_support::{Runtime, export, reconciled_message, v1alpha1_export, wait_ready_message};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+static SPEC: EnvSpec = EnvSpec {
+    workspaces: &["kube-bind", "provider-a", "provider-b", "provider-c"],
+};
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+async fn given_two_bound_providers() -> anyhow::Result<(&'static Env, KubeBindTopology)> {
+    let env = Env::shared(&SPEC)?;
+    let topology = setup_kube_bind(env, "kube-bind", &["provider-a", "provider-b"], None).await?;
+    Ok((env, topology))
+}
+
+/// Binds or unbinds `workspace` to the `kube-bind.io` export.
+async fn set_bound(
+    env: &Env,
+    topology: &KubeBindTopology,
+    workspace: &str,
+    bound: bool,
+) -> anyhow::Result<()> {
+    let client = env.workspace(workspace)?.client().await?;
+    if bound {
+        apply::apply(&client, &kube_bind_binding(&topology.home)?).await?;
+    } else {
+        let bindings: Api<DynamicObject> = Api::all_with(client, &apibinding_resource());
+        match bindings
+            .delete(kcp_config::EXPORT_NAME, &DeleteParams::default())
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) => return Err(err.into()),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn apibinding_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("apis.kcp.io", "v1alpha1", "APIBinding"),
+        "apibindings",
+    )
+}
+
+/// The stand-in's gauge of open virtual-workspace watches on `resource` of `kube-bind.io`.
+async fn open_watches(env: &Env, resource: &str) -> anyhow::Result<u64> {
+    let text = env.metrics().await?;
+    let needle =
+        format!("kcp_sim_vw_open_watches{{export=\"kube-bind.io\",resource=\"{resource}\"}} ");
+    Ok(text
+        .lines()
+        .find_map(|line| line.strip_prefix(&needle))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+#[tokio::test]
+async fn clusters_engage_and_disengage_with_their_apibindings() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, topology) = given_two_bound_providers().await?;
+    let patience = env.patience();
+    let (a, b, c) = (
+        env.workspace("provider-a")?,
+        env.workspace("provider-b")?,
+        env.workspace("provider-c")?,
+    );
+    set_bound(env, &topology, "provider-c", false).await?;
+
+    let runtime = Runtime::kcp(&topology.home.kubeconfig, kcp_config::EXPORT_NAME).await?;
+    runtime.wait_engaged(&a.id, true, patience).await?;
+    runtime.wait_engaged(&b.id, true, patience).await?;
+    assert!(
+        !runtime.engaged_ids().contains(&c.id),
+        "an unbound workspace is not engaged"
+    );
+
+    // A late binder joins, an unbinding one leaves, a rebinding one comes back.
+    set_bound(env, &topology, "provider-c", true).await?;
+    runtime.wait_engaged(&c.id, true, patience).await?;
+    set_bound(env, &topology, "provider-c", false).await?;
+    runtime.wait_engaged(&c.id, false, patience).await?;
+    set_bound(env, &topology, "provider-c", true).await?;
+    runtime.wait_engaged(&c.id, true, patience).await?;
+    runtime.wait_engaged(&a.id, true, Duration::ZERO).await?;
+    set_bound(env, &topology, "provider-c", false).await?;
+    runtime.wait_engaged(&c.id, false, patience).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_bound_cluster_is_reconciled_through_one_watch_per_resource() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, topology) = given_two_bound_providers().await?;
+    let patience = env.patience();
+    let (a, b) = (env.workspace("provider-a")?, env.workspace("provider-b")?);
+    let (a_client, b_client) = (a.client().await?, b.client().await?);
+    let name = env.unique("reconciled");
+    apply::apply(&a_client, &export(&name, 1)).await?;
+    apply::apply(&b_client, &export(&name, 3)).await?;
+    let watches_before = open_watches(env, "apiserviceexports.kube-bind.io").await?;
+
+    let runtime = Runtime::kcp(&topology.home.kubeconfig, kcp_config::EXPORT_NAME).await?;
+    wait_ready_message(
+        &a_client,
+        &name,
+        &reconciled_message(1),
+        "Reconciled",
+        patience,
+    )
+    .await?;
+    wait_ready_message(
+        &b_client,
+        &name,
+        &reconciled_message(3),
+        "Reconciled",
+        patience,
+    )
+    .await?;
+
+    // A change made while running is picked up too.
+    apply::apply(&a_client, &export(&name, 2)).await?;
+    wait_ready_message(
+        &a_client,
+        &name,
+        &reconciled_message(2),
+        "Reconciled",
+        patience,
+    )
+    .await?;
+
+    if env.is_sim() {
+        let opened = open_watches(env, "apiserviceexports.kube-bind.io").await? - watches_before;
+        assert_eq!(
+            opened,
+            1,
+            "one watch on apiserviceexports for {} clusters",
+            runtime.clusters.len()
+        );
+        assert_eq!(
+            open_watches(env, "apibindings.apis.kcp.io").await?,
+            1,
+            "one watch on apibindings"
+        );
+    }
+    drop(runtime);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_object_stays_its_own_problem_while_the_others_reconcile() -> anyhow::Result<()>
+{
+    let _serial = SERIAL.lock().await;
+    let (env, topology) = given_two_bound_providers().await?;
+    let patience = env.patience();
+    let (a, b) = (env.workspace("provider-a")?, env.workspace("provider-b")?);
+    let (a_client, b_client) = (a.client().await?, b.client().await?);
+
+    // An older consumer in provider-b wrote an export through the served v1alpha1 version.
+    // Stored as v1alpha2 (conversion None) its v1alpha1 fields are pruned: it fits neither
+    // version any more, so it does not decode and not even its status can be written.
+    let bad = env.unique("old-shape");
+    apply::apply(&b_client, &v1alpha1_export(&bad)).await?;
+    let good = env.unique("new-shape");
+    apply::apply(&a_client, &export(&good, 1)).await?;
+    apply::apply(&b_client, &export(&good, 2)).await?;
+
+    let runtime = Runtime::kcp(&topology.home.kubeconfig, kcp_config::EXPORT_NAME).await?;
+    // The shared watch keeps flowing: both clusters, the bad object's own included, reconcile.
+    wait_ready_message(
+        &a_client,
+        &good,
+        &reconciled_message(1),
+        "Reconciled",
+        patience,
+    )
+    .await?;
+    wait_ready_message(
+        &b_client,
+        &good,
+        &reconciled_message(2),
+        "Reconciled",
+        patience,
+    )
+    .await?;
+    // The bad object went to the reporting hook, not to reconcile, and is counted.
+    let malformed =
+        "kube_bind_cache_malformed_objects{resource=\"apiserviceexports.kube-bind.io\"} ";
+    wait_for(
+        format!("{bad} to be reported as malformed"),
+        patience,
+        || async {
+            let reported = runtime
+                .malformed_reports
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&bad);
+            if reported && runtime.metric(malformed) >= 1.0 {
+                Check::Done(())
+            } else {
+                Check::Pending(format!(
+                    "reported: {reported}, metric: {}",
+                    runtime.metric(malformed)
+                ))
+            }
+        },
+    )
+    .await?;
+
+    // Rewritten in the current shape, it is an ordinary object again.
+    apply::apply(&b_client, &export(&bad, 4)).await?;
+    wait_ready_message(
+        &b_client,
+        &bad,
+        &reconciled_message(4),
+        "Reconciled",
+        patience,
+    )
+    .await?;
+    assert_eq!(
+        runtime.metric(malformed),
+        0.0,
+        "nothing malformed is cached any more"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn http_serves_exactly_the_engaged_clusters() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, topology) = given_two_bound_providers().await?;
+    let patience = env.patience();
+    let (a, c) = (env.workspace("provider-a")?, env.workspace("provider-c")?);
+    set_bound(env, &topology, "provider-c", false).await?;
+
+    let options = Options::from_args([
+        "kube-bind-backend",
+        "--kubeconfig",
+        &topology.home.kubeconfig.display().to_string(),
+        "--multicluster-runtime-provider=kcp",
+        "--apiexport-endpointslice-name=kube-bind.io",
+        "--oidc-type=embedded",
+        "--listen-address=127.0.0.1:0",
+        "--schema-source=apiresourceschemas",
+    ])?;
+    let shutdown = CancellationToken::new();
+    let backend = app::start(options, shutdown.clone()).await?;
+    let base = format!("http://{}", backend.local_addr());
+    let exports = |cluster: &str| format!("{base}/api/exports?cluster_id={cluster}");
+
+    expect_status(&exports(&a.id), 200, patience).await?;
+    expect_status(&exports(&c.id), 404, patience).await?;
+    expect_status(&exports("default"), 404, patience).await?;
+    set_bound(env, &topology, "provider-c", true).await?;
+    expect_status(&exports(&c.id), 200, patience).await?;
+    set_bound(env, &topology, "provider-c", false).await?;
+    expect_status(&exports(&c.id), 404, patience).await?;
+    set_bound(env, &topology, "provider-c", true).await?;
+    expect_status(&exports(&c.id), 200, patience).await?;
+    set_bound(env, &topology, "provider-c", false).await?;
+    expect_status(&format!("{base}/readyz"), 200, patience).await?;
+
+    shutdown.cancel();
+    backend.wait().await?;
+    Ok(())
+}
+
+async fn expect_status(url: &str, want: u16, timeout: Duration) -> anyhow::Result<()> {
+    wait_for(format!("GET {url} to answer {want}"), timeout, || async {
+        match http_status(url).await {
+            Ok(code) if code == want => Check::Done(()),
+            Ok(code) => Check::Pending(format!("answered {code}")),
+            Err(err) => Check::Pending(err.to_string()),
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 GET over loopback (no client library needed for a status code).
+async fn http_status(url: &str) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+    code.ok_or_else(|| anyhow::anyhow!("no status line from {url}"))
+}

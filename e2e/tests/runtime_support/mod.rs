@@ -1,0 +1,336 @@
+//! The backend's multicluster runtime run in-process against the stand-in (or a real cluster),
+//! with a small test reconciler, so integration tests can watch it engage clusters and reconcile.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube_bind_apis::APIServiceExport;
+use kube_bind_apis::conditions;
+use kube_bind_backend::provider::kcp::KcpProvider;
+use kube_bind_backend::provider::kubernetes::KubernetesProvider;
+use kube_bind_backend::provider::{
+    Cluster, ClusterId, Clusters, Endpoints, Provider, ProviderContext,
+};
+use kube_bind_backend::readiness::Readiness;
+use kube_bind_backend::runtime::controller::report_on_conditions;
+use kube_bind_backend::runtime::leader::{Leadership, LeaseElection};
+use kube_bind_backend::runtime::{
+    Action, Cache, Caches, Malformed, Manager, ObjectKey, Reconciler,
+};
+use kube_bind_e2e::harness::{Check, wait_for};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// The condition message the test reconciler writes for an export of `n` resources.
+pub fn reconciled_message(n: usize) -> String {
+    format!("reconciled {n} resource(s)")
+}
+
+/// Writes `Ready=True` with [`reconciled_message`] into every APIServiceExport's status.
+pub struct ExportReconciler {
+    cache: Arc<Cache<APIServiceExport>>,
+    /// Written into the condition message, to tell replicas apart.
+    replica: String,
+    reconciles: Arc<AtomicUsize>,
+    /// Names of the objects reported as malformed, in order.
+    malformed_reports: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Reconciler for ExportReconciler {
+    type Object = APIServiceExport;
+    type Error = kube::Error;
+    const NAME: &'static str = "test-export";
+
+    async fn reconcile(
+        self: Arc<Self>,
+        cluster: Cluster,
+        key: ObjectKey,
+    ) -> Result<Action, kube::Error> {
+        let Some(export) = self.cache.get(&key) else {
+            return Ok(Action::Done);
+        };
+        self.reconciles.fetch_add(1, Ordering::SeqCst);
+        let want = format!(
+            "{} by {}",
+            reconciled_message(export.spec.resources.len()),
+            self.replica
+        );
+        let current = export
+            .status
+            .as_ref()
+            .and_then(|s| conditions::get(&s.conditions, "Ready"));
+        if current.is_some_and(|c| c.message == want) {
+            return Ok(Action::Done);
+        }
+        let namespace = key.namespace.as_deref().unwrap_or("default");
+        let api: Api<APIServiceExport> = Api::namespaced(cluster.client(), namespace);
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let patch = json!({"status": {"conditions": [{
+            "type": "Ready", "status": "True", "reason": "Reconciled", "message": want, "lastTransitionTime": now,
+        }]}});
+        api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(Action::Done)
+    }
+
+    async fn report_malformed(
+        self: Arc<Self>,
+        cluster: Cluster,
+        key: ObjectKey,
+        malformed: Arc<Malformed>,
+    ) -> Result<Action, kube::Error> {
+        self.malformed_reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key.name.clone());
+        report_on_conditions::<APIServiceExport>(&cluster, &key, &malformed, &["v1alpha1"]).await?;
+        Ok(Action::Done)
+    }
+}
+
+/// A running runtime: provider, caches, manager with [`ExportReconciler`].
+pub struct Runtime {
+    pub clusters: Clusters,
+    pub caches: Caches,
+    pub readiness: Readiness,
+    pub reconciler_cache: Arc<Cache<APIServiceExport>>,
+    pub malformed_reports: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Reconciles run by this runtime.
+    pub reconciles: Arc<AtomicUsize>,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Runtime {
+    /// The kcp provider on the workspace `home_kubeconfig` points at, serving slice `slice`.
+    pub async fn kcp(home_kubeconfig: &Path, slice: &str) -> anyhow::Result<Self> {
+        let config = config_from(home_kubeconfig).await?;
+        let client = kube::Client::try_from(config.clone())?;
+        let provider = Box::new(KcpProvider::new(client, config, slice));
+        Ok(Self::start(provider, "replica", |_| Leadership::Always))
+    }
+
+    /// The kubernetes provider on the cluster `kubeconfig` points at.
+    pub async fn kubernetes(kubeconfig: &Path) -> anyhow::Result<Self> {
+        let config = config_from(kubeconfig).await?;
+        let url = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config)?;
+        let provider = Box::new(KubernetesProvider::new(client, url));
+        Ok(Self::start(provider, "replica", |_| Leadership::Always))
+    }
+
+    /// The kubernetes provider, reconciling only while replica `replica` holds Lease
+    /// `default/<lease>` in that cluster.
+    pub async fn kubernetes_elected(
+        kubeconfig: &Path,
+        replica: &str,
+        lease: &str,
+    ) -> anyhow::Result<Self> {
+        let config = config_from(kubeconfig).await?;
+        let url = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config)?;
+        let provider = Box::new(KubernetesProvider::new(client.clone(), url));
+        Ok(Self::start(provider, replica, |shutdown| {
+            Leadership::Elected(LeaseElection::start(
+                client, "default", lease, replica, shutdown,
+            ))
+        }))
+    }
+
+    fn start(
+        provider: Box<dyn Provider>,
+        replica: &str,
+        leadership: impl FnOnce(&CancellationToken) -> Leadership,
+    ) -> Self {
+        // Logs show with `--nocapture` and RUST_LOG; a second init in the same binary is a no-op.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let shutdown = CancellationToken::new();
+        let clusters = Clusters::default();
+        let endpoints = Endpoints::default();
+        let readiness = Readiness::default();
+        let caches = Caches::new(&endpoints, &clusters);
+        let mut registry = Registry::with_prefix("kube_bind");
+        caches.register_metrics(&mut registry);
+        let mut manager = Manager::new(&clusters, &caches, &mut registry);
+        let reconciler_cache = caches.get::<APIServiceExport>();
+        let malformed_reports = Arc::default();
+        let reconciles = Arc::new(AtomicUsize::new(0));
+        let reconciler = ExportReconciler {
+            cache: reconciler_cache.clone(),
+            replica: replica.to_owned(),
+            reconciles: Arc::clone(&reconciles),
+            malformed_reports: Arc::clone(&malformed_reports),
+        };
+        manager.controller(reconciler).build();
+        let ctx = ProviderContext {
+            clusters: clusters.clone(),
+            endpoints,
+            readiness: readiness.register("provider", "starting"),
+            shutdown: shutdown.child_token(),
+        };
+        tokio::spawn(provider.run(ctx));
+        let workers = std::num::NonZeroUsize::new(2).unwrap_or(std::num::NonZeroUsize::MIN);
+        let leadership = leadership(&shutdown);
+        tokio::spawn(manager.run(workers, leadership, shutdown.child_token()));
+        Self {
+            clusters,
+            caches,
+            readiness,
+            reconciler_cache,
+            malformed_reports,
+            reconciles,
+            registry: Arc::new(registry),
+            shutdown,
+        }
+    }
+
+    /// Waits until cluster `id` is engaged (`true`) or not (`false`).
+    pub async fn wait_engaged(
+        &self,
+        id: &str,
+        engaged: bool,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let cluster = ClusterId::new(id);
+        let what = format!(
+            "cluster {id} to be {}",
+            if engaged { "engaged" } else { "disengaged" }
+        );
+        wait_for(what, timeout, || async {
+            if self.clusters.contains(&cluster) == engaged {
+                Check::Done(())
+            } else {
+                Check::Pending(format!("engaged clusters: {:?}", self.engaged_ids()))
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The runtime's metrics in Prometheus text.
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The value of the metric line starting with `series` (name and labels), 0 if absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(series)
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    pub fn engaged_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .clusters
+            .all()
+            .iter()
+            .map(|c| c.id().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+async fn config_from(kubeconfig: &Path) -> anyhow::Result<kube::Config> {
+    kube_bind_e2e::install_crypto_provider();
+    let file = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    Ok(
+        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+            .await?,
+    )
+}
+
+/// An APIServiceExport `name` in namespace `default` exporting `resources` resources.
+pub fn export(name: &str, resources: usize) -> serde_json::Value {
+    let resources: Vec<_> =
+        (0..resources).map(|i| json!({"group": "wildwest.dev", "resource": format!("cowboys{i}"), "versions": ["v1"]})).collect();
+    json!({
+        "apiVersion": "kube-bind.io/v1alpha2",
+        "kind": "APIServiceExport",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"resources": resources, "informerScope": "Namespaced"},
+    })
+}
+
+/// The same export written through the served `v1alpha1` version by an older consumer: read as
+/// `v1alpha2` (conversion `None`) it lacks `spec.resources`, so it does not decode.
+pub fn v1alpha1_export(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "kube-bind.io/v1alpha1",
+        "kind": "APIServiceExport",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "informerScope": "Namespaced",
+            "group": "wildwest.dev",
+            "names": {"plural": "cowboys", "kind": "Cowboy"},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                          "schema": {"openAPIV3Schema": {"type": "object"}}}],
+        },
+    })
+}
+
+/// Waits until APIServiceExport `default/name` (read with `client`, an admin of its workspace)
+/// carries a `Ready` condition with `reason` and a message containing `message`.
+pub async fn wait_ready_message(
+    client: &kube::Client,
+    name: &str,
+    message: &str,
+    reason: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource::erase::<APIServiceExport>(&()),
+    );
+    wait_for(
+        format!("APIServiceExport default/{name} to be marked {reason}: {message:?}"),
+        timeout,
+        || async {
+            match api.get_opt(name).await {
+                Ok(Some(object)) => {
+                    let ready = object
+                        .data
+                        .pointer("/status/conditions/0")
+                        .cloned()
+                        .unwrap_or_default();
+                    if ready["reason"] == reason
+                        && ready["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains(message))
+                    {
+                        Check::Done(())
+                    } else {
+                        Check::Pending(format!("status is {}", object.data["status"]))
+                    }
+                }
+                Ok(None) => Check::Pending("not found".into()),
+                Err(err) => Check::Pending(format!("error: {err}")),
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
