@@ -109,12 +109,14 @@ impl Env {
     }
 
     fn start_sim(spec: &EnvSpec, log_dir: PathBuf) -> Result<Env, HarnessError> {
+        let script = paths::repo_root().join("hack/control-plane.sh");
+        // Whatever a killed earlier run left running is stopped before its state is removed.
+        super::processes::stop_leftovers(&script, &log_dir);
         let _ = std::fs::remove_dir_all(&log_dir);
         std::fs::create_dir_all(&log_dir).map_err(|e| HarnessError::io(&log_dir, e))?;
         let binary = paths::kcp_sim_binary().ok_or_else(|| {
             HarnessError::Other("kcp-sim binary not found: build it (cargo build -p kube-bind-e2e) or set KCP_SIM_BIN".into())
         })?;
-        let script = paths::repo_root().join("hack/control-plane.sh");
         let cp_state = log_dir.join("control-plane");
         let cp_log = log_dir.join("control-plane.log");
         let control_plane = ControlPlane::up(script, cp_state, spec.workspaces.len(), &cp_log)?;

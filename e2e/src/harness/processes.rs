@@ -118,6 +118,30 @@ pub fn spawn_reaper(
     Ok(())
 }
 
+/// Stops what an earlier, killed run of this test binary left in `log_dir`: its kcp-sim (by the
+/// pid it recorded, if that process still runs from this dir) and its control plane.
+pub fn stop_leftovers(script: &Path, log_dir: &Path) {
+    let sim_state = log_dir.join("kcp-sim");
+    if let Some(pid) = std::fs::read_to_string(sim_state.join("pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&*sim_state.to_string_lossy()) {
+            terminate(pid, Duration::from_secs(5));
+        }
+    }
+    let cp_state = log_dir.join("control-plane");
+    if cp_state.join("pids").exists() {
+        let _ = Command::new(script)
+            .arg("down")
+            .arg(&cp_state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// The local control plane (`hack/control-plane.sh`) in one state dir.
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -233,6 +257,8 @@ impl SimProcess {
             .map_err(|e| HarnessError::io(binary, e))?;
         let pid = child.id();
         register(Cleanup::Kill(pid));
+        let pid_file = state.join("pid");
+        std::fs::write(&pid_file, pid.to_string()).map_err(|e| HarnessError::io(&pid_file, e))?;
         let deadline = Instant::now() + Duration::from_secs(90);
         while !state.join("ready").exists() {
             if let Ok(Some(status)) = child.try_wait() {
