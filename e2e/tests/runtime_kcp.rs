@@ -318,3 +318,133 @@ async fn http_status(url: &str) -> anyhow::Result<u16> {
     let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok());
     code.ok_or_else(|| anyhow::anyhow!("no status line from {url}"))
 }
+
+/// A second export in the home workspace serving the same schemas: kcp lists a slice endpoint
+/// only while the export has a binding, so binding and unbinding it adds and removes the URL.
+#[tokio::test]
+async fn slice_urls_added_and_removed_at_runtime_open_and_close_endpoints() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, topology) = given_two_bound_providers().await?;
+    if !env.is_sim() {
+        return Ok(()); // needs a throw-away export in the home workspace
+    }
+    let patience = env.patience();
+    let c = env.workspace("provider-c")?;
+    let c_client = c.client().await?;
+    set_bound(env, &topology, "provider-c", false).await?;
+    let home_client = topology.home.client().await?;
+    let late = "late.kube-bind.io";
+    let mut export = kcp_config::committed()?
+        .into_iter()
+        .find(|o| o["kind"] == "APIExport")
+        .ok_or_else(|| anyhow::anyhow!("kcp-config has no APIExport"))?;
+    export["metadata"]["name"] = serde_json::json!(late);
+    apply::apply(&home_client, &export).await?;
+
+    let runtime = Runtime::kcp(&topology.home.kubeconfig, late).await?;
+    wait_for(
+        "the runtime to report a slice without endpoints",
+        patience,
+        || async {
+            match provider_failure(&runtime) {
+                Some(reason) if reason.contains("no endpoints") => Check::Done(()),
+                other => Check::Pending(format!("provider check: {other:?}")),
+            }
+        },
+    )
+    .await?;
+    assert!(runtime.clusters.is_empty());
+
+    // Binding provider-c makes kcp list the export's URL: the runtime opens it.
+    let mut binding = kube_bind_binding(&topology.home)?;
+    binding["metadata"]["name"] = serde_json::json!(late);
+    binding["spec"]["reference"]["export"]["name"] = serde_json::json!(late);
+    apply::apply(&c_client, &binding).await?;
+    runtime.wait_engaged(&c.id, true, patience).await?;
+    assert_eq!(provider_failure(&runtime), None, "ready with an endpoint");
+
+    // Unbinding the last workspace removes the URL: the endpoint closes, its cluster goes.
+    let bindings: Api<DynamicObject> = Api::all_with(c_client.clone(), &apibinding_resource());
+    bindings.delete(late, &DeleteParams::default()).await?;
+    runtime.wait_engaged(&c.id, false, patience).await?;
+    wait_for(
+        "the runtime to report the slice empty again",
+        patience,
+        || async {
+            match provider_failure(&runtime) {
+                Some(_) => Check::Done(()),
+                None => Check::Pending("still ready".into()),
+            }
+        },
+    )
+    .await?;
+    let exports: Api<DynamicObject> = Api::all_with(home_client, &apiexport_resource());
+    exports.delete(late, &DeleteParams::default()).await?;
+    Ok(())
+}
+
+/// Why the runtime's provider is not ready, if it is not.
+fn provider_failure(runtime: &Runtime) -> Option<String> {
+    runtime
+        .readiness
+        .report()
+        .into_iter()
+        .find(|c| c.name == "provider")
+        .and_then(|c| c.failure)
+}
+
+fn apiexport_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("apis.kcp.io", "v1alpha2", "APIExport"),
+        "apiexports",
+    )
+}
+
+#[tokio::test]
+async fn a_member_apiserver_restart_loses_no_work() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, topology) = given_two_bound_providers().await?;
+    if !env.is_sim() {
+        return Ok(()); // restarting a member needs the stand-in's control plane
+    }
+    let patience = env.patience();
+    let (a, b) = (env.workspace("provider-a")?, env.workspace("provider-b")?);
+    let (a_client, b_client) = (a.client().await?, b.client().await?);
+    let runtime = Runtime::kcp(&topology.home.kubeconfig, kcp_config::EXPORT_NAME).await?;
+    runtime.wait_engaged(&b.id, true, patience).await?;
+
+    let name = env.unique("restart");
+    apply::apply(&b_client, &export(&name, 1)).await?;
+    env.stop_member("provider-b")?;
+    // The other cluster keeps reconciling while one member is down.
+    apply::apply(&a_client, &export(&name, 2)).await?;
+    wait_ready_message(
+        &a_client,
+        &name,
+        &reconciled_message(2),
+        "Reconciled",
+        patience,
+    )
+    .await?;
+    env.start_member("provider-b")?;
+    let b_client = b.client().await?;
+    wait_ready_message(
+        &b_client,
+        &name,
+        &reconciled_message(1),
+        "Reconciled",
+        patience,
+    )
+    .await?;
+    apply::apply(&b_client, &export(&name, 3)).await?;
+    wait_ready_message(
+        &b_client,
+        &name,
+        &reconciled_message(3),
+        "Reconciled",
+        patience,
+    )
+    .await?;
+    runtime.wait_engaged(&b.id, true, Duration::ZERO).await?;
+    Ok(())
+}
