@@ -16,7 +16,7 @@ use kube_bind_backend::app;
 use kube_bind_backend::options::Options;
 use kube_bind_e2e::harness::topology::{KubeBindTopology, kube_bind_binding, setup_kube_bind};
 use kube_bind_e2e::harness::{Check, Env, EnvSpec, apply, wait_for};
-use runtime_support::{Runtime, export, reconciled_message, v1alpha1_export, wait_ready_message};
+use runtime_support::{Runtime, export, v1alpha1_export, wait_reconciled};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -120,33 +120,12 @@ async fn every_bound_cluster_is_reconciled_through_one_watch_per_resource() -> a
     let watches_before = open_watches(env, "apiserviceexports.kube-bind.io").await?;
 
     let runtime = Runtime::kcp(&topology.home.kubeconfig, kcp_config::EXPORT_NAME).await?;
-    wait_ready_message(
-        &a_client,
-        &name,
-        &reconciled_message(1),
-        "Reconciled",
-        patience,
-    )
-    .await?;
-    wait_ready_message(
-        &b_client,
-        &name,
-        &reconciled_message(3),
-        "Reconciled",
-        patience,
-    )
-    .await?;
+    wait_reconciled(&a_client, &name, 1, patience).await?;
+    wait_reconciled(&b_client, &name, 3, patience).await?;
 
     // A change made while running is picked up too.
     apply::apply(&a_client, &export(&name, 2)).await?;
-    wait_ready_message(
-        &a_client,
-        &name,
-        &reconciled_message(2),
-        "Reconciled",
-        patience,
-    )
-    .await?;
+    wait_reconciled(&a_client, &name, 2, patience).await?;
 
     if env.is_sim() {
         let opened = open_watches(env, "apiserviceexports.kube-bind.io").await? - watches_before;
@@ -186,22 +165,8 @@ async fn a_malformed_object_stays_its_own_problem_while_the_others_reconcile() -
 
     let runtime = Runtime::kcp(&topology.home.kubeconfig, kcp_config::EXPORT_NAME).await?;
     // The shared watch keeps flowing: both clusters, the bad object's own included, reconcile.
-    wait_ready_message(
-        &a_client,
-        &good,
-        &reconciled_message(1),
-        "Reconciled",
-        patience,
-    )
-    .await?;
-    wait_ready_message(
-        &b_client,
-        &good,
-        &reconciled_message(2),
-        "Reconciled",
-        patience,
-    )
-    .await?;
+    wait_reconciled(&a_client, &good, 1, patience).await?;
+    wait_reconciled(&b_client, &good, 2, patience).await?;
     // The bad object went to the reporting hook, not to reconcile, and is counted.
     let malformed =
         "kube_bind_cache_malformed_objects{resource=\"apiserviceexports.kube-bind.io\"} ";
@@ -228,14 +193,7 @@ async fn a_malformed_object_stays_its_own_problem_while_the_others_reconcile() -
 
     // Rewritten in the current shape, it is an ordinary object again.
     apply::apply(&b_client, &export(&bad, 4)).await?;
-    wait_ready_message(
-        &b_client,
-        &bad,
-        &reconciled_message(4),
-        "Reconciled",
-        patience,
-    )
-    .await?;
+    wait_reconciled(&b_client, &bad, 4, patience).await?;
     assert_eq!(
         runtime.metric(malformed),
         0.0,
@@ -418,33 +376,12 @@ async fn a_member_apiserver_restart_loses_no_work() -> anyhow::Result<()> {
     env.stop_member("provider-b")?;
     // The other cluster keeps reconciling while one member is down.
     apply::apply(&a_client, &export(&name, 2)).await?;
-    wait_ready_message(
-        &a_client,
-        &name,
-        &reconciled_message(2),
-        "Reconciled",
-        patience,
-    )
-    .await?;
+    wait_reconciled(&a_client, &name, 2, patience).await?;
     env.start_member("provider-b")?;
     let b_client = b.client().await?;
-    wait_ready_message(
-        &b_client,
-        &name,
-        &reconciled_message(1),
-        "Reconciled",
-        patience,
-    )
-    .await?;
+    wait_reconciled(&b_client, &name, 1, patience).await?;
     apply::apply(&b_client, &export(&name, 3)).await?;
-    wait_ready_message(
-        &b_client,
-        &name,
-        &reconciled_message(3),
-        "Reconciled",
-        patience,
-    )
-    .await?;
+    wait_reconciled(&b_client, &name, 3, patience).await?;
     runtime.wait_engaged(&b.id, true, Duration::ZERO).await?;
     Ok(())
 }

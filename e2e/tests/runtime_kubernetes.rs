@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kube_bind_apis::crds;
 use kube_bind_backend::runtime::leader::LEASE_DURATION_SECONDS;
 use kube_bind_e2e::harness::{Env, EnvSpec, Workspace, apply};
-use runtime_support::{Runtime, export, reconciled_message, wait_ready_message};
+use runtime_support::{Runtime, export, reconciled_message, wait_ready_message, wait_reconciled};
 use tokio::sync::{Mutex, OnceCell};
 
 static SPEC: EnvSpec = EnvSpec {
@@ -45,14 +45,7 @@ async fn the_one_cluster_is_engaged_and_reconciled() -> anyhow::Result<()> {
 
     let name = env.unique("plain");
     apply::apply(&client, &export(&name, 2)).await?;
-    wait_ready_message(
-        &client,
-        &name,
-        &reconciled_message(2),
-        "Reconciled",
-        env.patience(),
-    )
-    .await?;
+    wait_reconciled(&client, &name, 2, env.patience()).await?;
     Ok(())
 }
 
@@ -108,14 +101,7 @@ async fn an_apiserver_restart_loses_no_work() -> anyhow::Result<()> {
     runtime.wait_engaged("", true, env.patience()).await?;
     let before = env.unique("before-restart");
     apply::apply(&client, &export(&before, 1)).await?;
-    wait_ready_message(
-        &client,
-        &before,
-        &reconciled_message(1),
-        "Reconciled",
-        env.patience(),
-    )
-    .await?;
+    wait_reconciled(&client, &before, 1, env.patience()).await?;
 
     env.stop_member("plain")?;
     env.start_member("plain")?;
@@ -123,21 +109,7 @@ async fn an_apiserver_restart_loses_no_work() -> anyhow::Result<()> {
     let after = env.unique("after-restart");
     apply::apply(&client, &export(&after, 2)).await?;
     apply::apply(&client, &export(&before, 5)).await?;
-    wait_ready_message(
-        &client,
-        &after,
-        &reconciled_message(2),
-        "Reconciled",
-        env.patience(),
-    )
-    .await?;
-    wait_ready_message(
-        &client,
-        &before,
-        &reconciled_message(5),
-        "Reconciled",
-        env.patience(),
-    )
-    .await?;
+    wait_reconciled(&client, &after, 2, env.patience()).await?;
+    wait_reconciled(&client, &before, 5, env.patience()).await?;
     Ok(())
 }

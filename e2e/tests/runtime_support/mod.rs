@@ -334,3 +334,20 @@ pub async fn wait_ready_message(
     .await?;
     Ok(())
 }
+
+/// Waits until the test reconciler marked APIServiceExport `default/name` for `resources` resources.
+pub async fn wait_reconciled(
+    client: &kube::Client,
+    name: &str,
+    resources: usize,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    wait_ready_message(
+        client,
+        name,
+        &reconciled_message(resources),
+        "Reconciled",
+        timeout,
+    )
+    .await
+}
