@@ -19,7 +19,9 @@ const TTL: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    Allowed { user: String },
+    Allowed {
+        user: String,
+    },
     /// Authenticated as `user` but not allowed.
     Denied {
         user: String,
