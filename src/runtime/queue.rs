@@ -594,7 +594,9 @@ impl<K: QueueKey> Shared<K> {
 
     /// Moves keys whose timer is due into the ready queue.
     fn fire_due_timers(&self, now: Instant) {
-        if self.tick(now) < self.next_timer.load(atomic::Ordering::SeqCst) {
+        let next_timer = self.next_timer.load(atomic::Ordering::SeqCst);
+        // The common case, no timers, skips the clock arithmetic too.
+        if next_timer == NO_TIMER || self.tick(now) < next_timer {
             return;
         }
         let mut due = Vec::new();
