@@ -33,14 +33,19 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "local control plane (built once per machine, cached)"
 hack/control-plane.sh build
 
-step "tests"
 export RUST_BACKTRACE=1
+step "unit and integration tests (apis, backend, xtask)"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast "${runner_args[@]}"
+  cargo nextest run --workspace --exclude kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
   # nextest does not run doctests.
-  cargo test --workspace --locked --doc
+  cargo test --workspace --exclude kube-bind-e2e --locked --doc
 else
-  cargo test --workspace --locked --no-fail-fast "${runner_args[@]}"
+  cargo test --workspace --exclude kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
 fi
+
+# The e2e tests of one binary share one control plane and kcp stand-in (started once, ~20 s),
+# which needs them in one process: cargo test, not nextest's process per test.
+step "end-to-end tests (real kube-apiservers, kcp stand-in)"
+cargo test -p kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
 
 step "all checks passed"

@@ -38,8 +38,16 @@ pub fn test_binary_name() -> String {
 }
 
 /// `target/e2e-logs/<test binary>/`: every process's log and state for this binary's run.
+///
+/// The environment is shared by the tests of one process. Under cargo-nextest every test is a
+/// process of its own, so each gets its own directory (`<test binary>-<pid>`): processes never
+/// stop each other's environment, at the price of one environment per test.
 pub fn log_dir() -> PathBuf {
-    target_dir().join("e2e-logs").join(test_binary_name())
+    let name = match std::env::var_os("NEXTEST") {
+        Some(_) => format!("{}-{}", test_binary_name(), std::process::id()),
+        None => test_binary_name(),
+    };
+    target_dir().join("e2e-logs").join(name)
 }
 
 /// The `kcp-sim` binary: `KCP_SIM_BIN`, else next to the test binary's profile dir, else built
