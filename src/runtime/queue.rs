@@ -291,12 +291,15 @@ impl<K: QueueKey> WorkQueue<K> {
     ///
     /// Cancel-safe: dropping the future never loses a key.
     pub async fn next(&self) -> Option<Lease<'_, K>> {
+        // Cooperative like tokio's own channels: a consumer that always finds a key ready
+        // still yields to its thread's other tasks now and then.
+        tokio::task::coop::consume_budget().await;
         let shared = &*self.shared;
         loop {
             if shared.is_shutting_down() {
                 return None;
             }
-            if let Some(lease) = self.take_ready() {
+            if let Some(lease) = self.shared.take_ready(Instant::now()) {
                 return Some(lease);
             }
 
@@ -308,7 +311,7 @@ impl<K: QueueKey> WorkQueue<K> {
             if shared.is_shutting_down() {
                 return None;
             }
-            if let Some(lease) = self.take_ready() {
+            if let Some(lease) = self.shared.take_ready(Instant::now()) {
                 return Some(lease);
             }
             match shared.earliest_timer() {
@@ -328,54 +331,7 @@ impl<K: QueueKey> WorkQueue<K> {
         if self.shared.is_shutting_down() {
             return None;
         }
-        self.take_ready()
-    }
-
-    fn take_ready(&self) -> Option<Lease<'_, K>> {
-        let shared = &*self.shared;
-        let now = Instant::now();
-        shared.fire_due_timers(now);
-        loop {
-            let key = shared.lock_ready().pop()?;
-            let since = {
-                let Some(mut state) = shared.keys.get_mut(&key) else {
-                    debug_assert!(false, "a ready key has no state");
-                    continue;
-                };
-                let Phase::Queued { since } = state.phase else {
-                    debug_assert!(false, "a ready key is {:?}", state.phase);
-                    continue;
-                };
-                state.phase = Phase::Processing {
-                    started: now,
-                    rerun: None,
-                };
-                since
-            };
-            shared
-                .leases
-                .local()
-                .taken
-                .fetch_add(1, atomic::Ordering::SeqCst);
-            let lease = Lease {
-                shared,
-                key,
-                started: now,
-                released: false,
-            };
-            // Pairs with `drain` (SeqCst both sides): either it sees this lease as taken and
-            // waits for it, or we see the shutdown and hand the key back.
-            if shared.shutting_down.load(atomic::Ordering::SeqCst) {
-                lease.give_back();
-                return None;
-            }
-            shared
-                .stats
-                .local()
-                .queue_duration
-                .observe(now.saturating_duration_since(since));
-            return Some(lease);
-        }
+        self.shared.take_ready(Instant::now())
     }
 
     /// Resets `key`'s backoff (client-go's `Forget`); a lease that ends in `done` does this.
@@ -490,6 +446,50 @@ impl<K: QueueKey> Shared<K> {
 
     fn tick(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(NO_TIMER - 1)
+    }
+
+    /// Leases the next ready key, if any, as of `now`.
+    fn take_ready(&self, now: Instant) -> Option<Lease<'_, K>> {
+        self.fire_due_timers(now);
+        loop {
+            let key = self.lock_ready().pop()?;
+            let since = {
+                let Some(mut state) = self.keys.get_mut(&key) else {
+                    debug_assert!(false, "a ready key has no state");
+                    continue;
+                };
+                let Phase::Queued { since } = state.phase else {
+                    debug_assert!(false, "a ready key is {:?}", state.phase);
+                    continue;
+                };
+                state.phase = Phase::Processing {
+                    started: now,
+                    rerun: None,
+                };
+                since
+            };
+            self.leases
+                .local()
+                .taken
+                .fetch_add(1, atomic::Ordering::SeqCst);
+            let lease = Lease {
+                shared: self,
+                key,
+                started: now,
+                released: false,
+            };
+            // Pairs with `drain` (SeqCst both sides): either it sees this lease as taken and
+            // waits for it, or we see the shutdown and hand the key back.
+            if self.shutting_down.load(atomic::Ordering::SeqCst) {
+                lease.give_back();
+                return None;
+            }
+            self.stats
+                .local()
+                .queue_duration
+                .observe(now.saturating_duration_since(since));
+            return Some(lease);
+        }
     }
 
     /// Requests a run of `key` at `run_at` (`None`: now); the earliest request wins.
@@ -633,8 +633,7 @@ impl<K: QueueKey> Shared<K> {
 
     /// Ends a lease: decides the key's next phase from `how` and any rerun requested during
     /// processing. Returns the delay until that run, if one is scheduled.
-    fn release(&self, key: &K, started: Instant, how: Release) -> Option<Duration> {
-        let now = Instant::now();
+    fn release(&self, key: &K, started: Instant, how: Release, now: Instant) -> Option<Duration> {
         self.stats
             .local()
             .work_duration
@@ -807,14 +806,35 @@ impl<K: QueueKey> Lease<'_, K> {
 
     fn release(mut self, how: Release) -> Option<Duration> {
         self.released = true;
-        self.shared.release(&self.key, self.started, how)
+        self.shared
+            .release(&self.key, self.started, how, Instant::now())
+    }
+}
+
+impl<'q, K: QueueKey> Lease<'q, K> {
+    /// Ends this lease and leases the next ready key, if any: a worker loop's fast path, with
+    /// one clock read for both (it is a third of the queue's own cost per key). Returns the
+    /// delay until this key's next run, as [`retry`](Self::retry) does.
+    fn finish_and_take(mut self, how: Release) -> (Option<Duration>, Option<Lease<'q, K>>) {
+        let shared = self.shared;
+        let now = Instant::now();
+        self.released = true;
+        let delay = shared.release(&self.key, self.started, how, now);
+        drop(self);
+        let next = if shared.is_shutting_down() {
+            None
+        } else {
+            shared.take_ready(now)
+        };
+        (delay, next)
     }
 }
 
 impl<K: QueueKey> Drop for Lease<'_, K> {
     fn drop(&mut self) {
         if !self.released {
-            self.shared.release(&self.key, self.started, Release::Retry);
+            self.shared
+                .release(&self.key, self.started, Release::Retry, Instant::now());
         }
     }
 }

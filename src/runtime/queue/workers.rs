@@ -1,6 +1,6 @@
 //! A fixed pool of tokio tasks that take keys from a [`WorkQueue`] and run a handler on them.
 
-use super::{QueueKey, WorkQueue};
+use super::{Lease, QueueKey, Release, WorkQueue};
 use futures::FutureExt;
 use std::{fmt, num::NonZeroUsize, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 use tokio::task::JoinSet;
@@ -40,9 +40,9 @@ impl Workers {
 /// The handler gets the key by reference (as kube-rs' runner does) and returns a `'static`
 /// future: clone what the future needs, nothing is cloned for a handler that needs nothing.
 ///
-/// A worker stops taking keys when `cancel` is cancelled or the queue is shut down; a handler
-/// already running is left to finish, so cancel, then [`WorkQueue::drain`] with a timeout,
-/// is a graceful stop. Must be called within a tokio runtime.
+/// A worker stops taking keys once `cancel` is cancelled or the queue is shut down; a handler
+/// already running is left to finish, so cancel, then [`WorkQueue::drain`] with a timeout, is a
+/// graceful stop. Must be called within a tokio runtime.
 pub fn run_workers<K, H, Fut, E>(
     queue: WorkQueue<K>,
     workers: NonZeroUsize,
@@ -70,16 +70,21 @@ where
     Fut: Future<Output = Result<Outcome, E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
+    // The key leased together with the release of the previous one, if any.
+    let mut taken: Option<Lease<'_, K>> = None;
     loop {
-        let lease = tokio::select! {
-            // A ready key is taken without registering on the token (a waiter list under its
-            // lock, per key): the check below covers a busy worker, this branch a parked one.
-            biased;
-            lease = queue.next() => match lease {
-                Some(lease) => lease,
-                None => break,
+        let lease = match taken.take() {
+            Some(lease) => lease,
+            None => tokio::select! {
+                // A ready key is taken without registering on the token; the token only
+                // matters to a parked worker.
+                biased;
+                lease = queue.next() => match lease {
+                    Some(lease) => lease,
+                    None => break,
+                },
+                () = cancel.cancelled() => break,
             },
-            () = cancel.cancelled() => break,
         };
         if cancel.is_cancelled() {
             // Cancelled while taking the key: it is not ours to run any more.
@@ -88,19 +93,24 @@ where
         }
         // The handler is called inside the guarded future so a panic while building its
         // future is caught too.
-        let run = AssertUnwindSafe(async { handler(lease.key()).await }).catch_unwind();
-        match run.await {
-            Ok(Ok(Outcome::Done)) => lease.done(),
-            Ok(Ok(Outcome::RequeueAfter(delay))) => lease.requeue_after(delay),
-            Ok(Err(error)) => {
-                let key = lease.key().clone();
-                let retry_in = lease.retry();
-                tracing::warn!(queue = queue.name(), ?key, %error, ?retry_in, "handler failed");
-            }
-            Err(_panic) => {
-                let key = lease.key().clone();
-                let retry_in = lease.retry();
-                tracing::error!(queue = queue.name(), ?key, ?retry_in, "handler panicked");
+        let result = AssertUnwindSafe(async { handler(lease.key()).await })
+            .catch_unwind()
+            .await;
+        let how = match &result {
+            Ok(Ok(Outcome::Done)) => Release::Done,
+            Ok(Ok(Outcome::RequeueAfter(delay))) => Release::After(*delay),
+            Ok(Err(_)) | Err(_) => Release::Retry,
+        };
+        let failed = matches!(how, Release::Retry).then(|| lease.key().clone());
+        let (retry_in, next) = lease.finish_and_take(how);
+        taken = next;
+        if let Some(key) = failed {
+            let retry_in = retry_in.unwrap_or_default();
+            match result {
+                Ok(Err(error)) => {
+                    tracing::warn!(queue = queue.name(), ?key, %error, ?retry_in, "handler failed");
+                }
+                _ => tracing::error!(queue = queue.name(), ?key, ?retry_in, "handler panicked"),
             }
         }
     }
@@ -224,6 +234,37 @@ mod tests {
             "the running handler finished"
         );
         assert_eq!(queue.len(), 1, "no new key was taken after cancellation");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn busy_workers_stop_at_cancellation_and_lose_no_key() {
+        const KEYS: usize = 10_000;
+        let queue = WorkQueue::new("test", Backoff::default());
+        for i in 0..KEYS {
+            queue.add(Key(u32::try_from(i).unwrap_or(u32::MAX)));
+        }
+        let processed = Arc::new(AtomicUsize::new(0));
+        let cancel = CancellationToken::new();
+        let workers = run_workers(queue.clone(), two(), cancel.clone(), {
+            let (processed, cancel) = (Arc::clone(&processed), cancel.clone());
+            move |_key: &Key| {
+                if processed.fetch_add(1, Ordering::SeqCst) == 100 {
+                    cancel.cancel();
+                }
+                async { Ok::<_, String>(Outcome::Done) }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), workers.join())
+            .await
+            .expect("workers stop after cancellation");
+        let processed = processed.load(Ordering::SeqCst);
+        // The key that cancelled, plus at most one the other worker had already started.
+        assert!(
+            processed <= 101 + 1,
+            "{processed} keys run: kept working after cancellation"
+        );
+        assert_eq!(queue.in_flight(), 0);
+        assert_eq!(queue.len() + processed, KEYS, "keys given back, none lost");
     }
 
     #[tokio::test]
