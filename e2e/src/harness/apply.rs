@@ -54,10 +54,22 @@ pub async fn apply(client: &Client, object: &Value) -> Result<DynamicObject, Har
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let live = api.get(&name).await?;
             let mut desired = obj;
+            keep_token(&mut desired, &live);
             desired.metadata.resource_version = live.metadata.resource_version;
             Ok(api.replace(&name, &PostParams::default(), &desired).await?)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Replacing a token Secret (kcp-config's bootstrap has one) without `data` would drop the token
+/// the controller-manager filled in; it then mints a new one and the old one stops working.
+fn keep_token(desired: &mut DynamicObject, live: &DynamicObject) {
+    let is_secret = desired.types.as_ref().is_some_and(|t| t.kind == "Secret");
+    let brings_data =
+        desired.data.get("data").is_some() || desired.data.get("stringData").is_some();
+    if let (true, false, Some(data)) = (is_secret, brings_data, live.data.get("data")) {
+        desired.data["data"] = data.clone();
     }
 }
 

@@ -65,6 +65,8 @@ enum Backend {
         members: BTreeMap<String, usize>,
     },
     Kcp,
+    /// A stand-in started by someone else (`hack/quickstart.sh --kcp`); nothing is stopped here.
+    AttachedSim,
 }
 
 /// The environment: where kcp (or the stand-in) is, its workspaces, and how to reach them.
@@ -134,47 +136,39 @@ impl Env {
             &log_dir.join("reaper.log"),
         )?;
 
-        let read = |name: &str| {
-            let file = sim_state.join(name);
-            std::fs::read_to_string(&file).map_err(|e| HarnessError::io(&file, e))
-        };
-        let base_url = read("base-url")?;
-        let ca_pem = read("ca.crt")?;
-        let clusters: Vec<Value> = serde_json::from_str(&read("clusters.json")?)
-            .map_err(|e| HarnessError::Other(format!("clusters.json: {e}")))?;
-        let mut workspaces = BTreeMap::new();
+        let (base_url, ca_pem, workspaces) = read_sim_state(&sim_state, spec.workspaces)?;
         let members = spec
             .workspaces
             .iter()
             .enumerate()
             .map(|(i, n)| (n.to_string(), i + 1))
             .collect();
-        for name in spec.workspaces {
-            let path = format!("root:{name}");
-            let id = clusters
-                .iter()
-                .find(|c| c["path"] == path.as_str())
-                .and_then(|c| c["id"].as_str())
-                .ok_or_else(|| HarnessError::Other(format!("kcp-sim has no workspace {path}")))?;
-            let kubeconfig = sim_state
-                .join("kubeconfigs")
-                .join(format!("{}.kubeconfig", path.replace(':', ".")));
-            workspaces.insert(
-                name.to_string(),
-                Workspace {
-                    name: name.to_string(),
-                    path,
-                    id: id.to_string(),
-                    kubeconfig,
-                },
-            );
-        }
         Ok(Env {
             backend: Backend::Sim {
                 control_plane,
                 sim,
                 members,
             },
+            workspaces,
+            base_url,
+            ca_pem,
+            admin_token: "admin-token".to_string(),
+            log_dir,
+        })
+    }
+
+    /// The environment of a stand-in that already runs (e.g. `hack/quickstart.sh --kcp`), read
+    /// from its state dir: `workspaces` are names below `root`, as in an [`EnvSpec`]. Nothing is
+    /// started or stopped; kubeconfigs written by [`Env::write_kubeconfig`] go to `log_dir`.
+    pub fn attach_sim(
+        sim_state: &Path,
+        workspaces: &[&str],
+        log_dir: PathBuf,
+    ) -> Result<Env, HarnessError> {
+        crate::install_crypto_provider();
+        let (base_url, ca_pem, workspaces) = read_sim_state(sim_state, workspaces)?;
+        Ok(Env {
+            backend: Backend::AttachedSim,
             workspaces,
             base_url,
             ca_pem,
@@ -202,7 +196,7 @@ impl Env {
 
     /// Whether this runs against the kcp stand-in (some tests need its control plane).
     pub fn is_sim(&self) -> bool {
-        matches!(self.backend, Backend::Sim { .. })
+        matches!(self.backend, Backend::Sim { .. } | Backend::AttachedSim)
     }
 
     pub fn workspace(&self, name: &str) -> Result<&Workspace, HarnessError> {
@@ -315,10 +309,48 @@ impl Env {
 
     /// How long waits should allow for; longer against a real kcp.
     pub fn patience(&self) -> Duration {
-        if self.is_sim() {
-            Duration::from_secs(30)
-        } else {
-            Duration::from_secs(90)
+        match self.backend {
+            Backend::Sim { .. } => Duration::from_secs(30),
+            // A person is waiting, maybe on a first run while other builds load the machine.
+            Backend::AttachedSim => Duration::from_secs(120),
+            Backend::Kcp => Duration::from_secs(90),
         }
     }
+}
+
+/// Reads a stand-in's state dir: its base URL, CA, and the workspaces `names` (below `root`).
+fn read_sim_state(
+    sim_state: &Path,
+    names: &[&str],
+) -> Result<(String, String, BTreeMap<String, Workspace>), HarnessError> {
+    let read = |name: &str| {
+        let file = sim_state.join(name);
+        std::fs::read_to_string(&file).map_err(|e| HarnessError::io(&file, e))
+    };
+    let base_url = read("base-url")?;
+    let ca_pem = read("ca.crt")?;
+    let clusters: Vec<Value> = serde_json::from_str(&read("clusters.json")?)
+        .map_err(|e| HarnessError::Other(format!("clusters.json: {e}")))?;
+    let mut workspaces = BTreeMap::new();
+    for name in names {
+        let path = format!("root:{name}");
+        let id = clusters
+            .iter()
+            .find(|c| c["path"] == path.as_str())
+            .and_then(|c| c["id"].as_str())
+            .ok_or_else(|| HarnessError::Other(format!("kcp-sim has no workspace {path}")))?;
+        let kubeconfig = sim_state
+            .join("kubeconfigs")
+            .join(format!("{}.kubeconfig", path.replace(':', ".")));
+        workspaces.insert(
+            name.to_string(),
+            Workspace {
+                name: name.to_string(),
+                path,
+                id: id.to_string(),
+                kubeconfig,
+            },
+        );
+    }
+    Ok((base_url, ca_pem, workspaces))
 }
