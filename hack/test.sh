@@ -48,4 +48,57 @@ fi
 step "end-to-end tests (real kube-apiservers, kcp stand-in)"
 cargo test -p kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
 
+step "quickstart smoke test (hack/quickstart.sh --kcp --detach, kubectl checks, down)"
+# In a dir of its own, so a quickstart the developer runs in .local is left alone.
+quickstart_smoke() (
+  local dir=$PWD/target/quickstart-smoke t0=$SECONDS url lines ns pid id i cmdline
+  local -a kubeconfigs ids pids=()
+  export QUICKSTART_DIR=$dir
+  trap 'hack/quickstart.sh down' EXIT
+  hack/quickstart.sh --kcp --detach
+  # shellcheck source=/dev/null
+  source "$dir/env"
+  # kubectl 1.32 warns about the skew to the 1.20 apiservers on every call.
+  kc() { kubectl "$@" 2> >(grep -v 'version difference' >&2); }
+  fail() { echo "quickstart smoke test: $*" >&2; exit 1; }
+  IFS=, read -r -a kubeconfigs <<<"$PROVIDER_KUBECONFIGS"
+  IFS=, read -r -a ids <<<"$PROVIDER_CLUSTER_IDS"
+  ((${#kubeconfigs[@]} == 2 && ${#ids[@]} == 2)) || fail "expected two provider workspaces"
+  for i in 0 1; do
+    url=$(kc --kubeconfig "${kubeconfigs[i]}" get logicalcluster cluster -o jsonpath='{.status.URL}')
+    [[ $url == */clusters/"${ids[i]}" ]] || fail "${kubeconfigs[i]}: LogicalCluster URL $url is not cluster ${ids[i]}"
+    kc --kubeconfig "${kubeconfigs[i]}" get namespace default -o name >/dev/null
+  done
+  kc --kubeconfig "$CONSUMER_KUBECONFIG" get crd apiservicebindings.kube-bind.io -o name >/dev/null
+  # The virtual workspace as the backend sees it: the URL from the endpoint slice in its own
+  # workspace, read and listed with its own (ServiceAccount) kubeconfig.
+  url=$(kc --kubeconfig "$BACKEND_KUBECONFIG" get apiexportendpointslice kube-bind.io -o jsonpath='{.status.endpoints[0].url}')
+  [[ -n $url ]] || fail "the kube-bind.io endpoint slice lists no URL"
+  ns=quickstart-smoke-$$
+  kc --kubeconfig "${kubeconfigs[0]}" create namespace "$ns" >/dev/null
+  lines=$(kc --kubeconfig "$BACKEND_KUBECONFIG" --server "$url/clusters/*" get namespaces \
+    -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.annotations.kcp\.io/cluster}{"\n"}{end}')
+  for id in "${ids[@]}"; do
+    [[ $'\n'$lines$'\n' == *" $id"$'\n'* ]] || fail "the wildcard LIST at $url has no namespace of cluster $id"
+  done
+  [[ $(grep -c "^$ns " <<<"$lines") == 1 ]] || fail "namespace $ns is not listed exactly once: $lines"
+  [[ $(grep "^$ns " <<<"$lines") == "$ns ${ids[0]}" ]] || fail "namespace $ns does not carry kcp.io/cluster ${ids[0]}"
+  kc --kubeconfig "${kubeconfigs[0]}" delete namespace "$ns" --wait=false >/dev/null
+  for id in "${ids[@]}"; do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "$BACKEND_URL/api/exports?cluster_id=$id") == 200 ]] ||
+      fail "GET $BACKEND_URL/api/exports?cluster_id=$id is not 200"
+  done
+  # Everything the quickstart started, then nothing of it after down.
+  while read -r _ pid; do pids+=("$pid"); done < <(cat "$dir/pids" "$dir/kcp/control-plane/pids")
+  trap - EXIT
+  hack/quickstart.sh down
+  for pid in "${pids[@]}"; do
+    cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue # gone (zombies read empty)
+    [[ $cmdline != *"$dir/"* ]] || fail "pid $pid ($cmdline) still runs after down"
+  done
+  [[ ! -e $dir/env ]] || fail "$dir/env is still there after down"
+  echo "quickstart smoke test passed in $((SECONDS - t0)) s (${#pids[@]} processes started and stopped)"
+)
+quickstart_smoke
+
 step "all checks passed"
