@@ -62,8 +62,9 @@ pub async fn apply(client: &Client, object: &Value) -> Result<DynamicObject, Har
     }
 }
 
-/// Replacing a token Secret (kcp-config's bootstrap has one) without `data` would drop the token
-/// the controller-manager filled in; it then mints a new one and the old one stops working.
+/// Replacing a token Secret (kcp-config's bootstrap has one) without `data` would empty it until
+/// the controller-manager writes the token again (the same one: legacy tokens carry no time);
+/// meanwhile every request with that token gets 401, e.g. a running backend's.
 fn keep_token(desired: &mut DynamicObject, live: &DynamicObject) {
     let is_secret = desired.types.as_ref().is_some_and(|t| t.kind == "Secret");
     let brings_data =
