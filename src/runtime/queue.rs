@@ -4,7 +4,7 @@
 //! It is client-go's `workqueue` (rate-limited, delaying) with kube-rs' scheduling rule: a key
 //! has at most one pending run, and the earliest requested time wins.
 //!
-//! Life of a key (its [`Phase`]; a key without state is `Idle`):
+//! Life of a key (its `Phase`; a key without state is `Idle`):
 //!
 //! ```text
 //! phase       add              add_after(d)            next()         lease released
@@ -30,8 +30,9 @@
 //! * Fairness: ready keys wait in one lane per group (logical cluster) and lanes take turns.
 //!
 //! Cost per processed key: three sharded-map operations (add, take, release), two short
-//! critical sections on the ready queue, three clock reads. Counters are relaxed atomics
-//! striped per thread; depth and the in-flight gauges are computed when scraped.
+//! critical sections on the ready queue, three clock reads (two under [`run_workers`], whose
+//! release and next take share one). Counters are relaxed atomics striped per thread; depth
+//! and the in-flight gauges are computed when scraped.
 
 mod backoff;
 mod fair;
