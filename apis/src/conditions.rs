@@ -147,6 +147,21 @@ pub trait HasConditions {
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
 }
 
+/// Implements [`HasConditions`] for kinds whose `status: Option<_>` has a `conditions` list.
+macro_rules! conditions_in_status {
+    ($($kind:ty),+ $(,)?) => {$(
+        impl $crate::conditions::HasConditions for $kind {
+            fn conditions(&self) -> &[$crate::conditions::Condition] {
+                self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<$crate::conditions::Condition> {
+                &mut self.status.get_or_insert_with(Default::default).conditions
+            }
+        }
+    )+};
+}
+pub(crate) use conditions_in_status;
+
 /// `now` in UTC truncated to whole seconds, as transition times are stored.
 pub fn truncate_to_seconds(now: &Time) -> Time {
     Timestamp::from_second(now.0.as_second())

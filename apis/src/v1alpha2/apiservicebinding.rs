@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::group_resource::GroupResource;
 use super::permission_claim::PermissionClaim;
 use super::secret_ref::ClusterSecretKeyRef;
-use crate::conditions::{Condition, HasConditions};
+use crate::conditions::Condition;
 use crate::strict::check_fields;
 
 /// Condition type: the kubeconfig Secret is present and valid.
@@ -66,14 +66,4 @@ check_fields!(APIServiceBindingSpec { kubeconfig_secret_ref => "kubeconfigSecret
 check_fields!(APIServiceBindingStatus { conditions => "conditions" });
 check_fields!(APIServiceBinding { spec => "spec", status => "status" });
 
-impl HasConditions for APIServiceBinding {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-}
+crate::conditions::conditions_in_status!(APIServiceBinding);

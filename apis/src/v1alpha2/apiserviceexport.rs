@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::group_resource::APIServiceExportResource;
 use super::permission_claim::PermissionClaim;
 use super::scope::{InformerScope, Isolation};
-use crate::conditions::{Condition, HasConditions};
+use crate::conditions::Condition;
 use crate::strict::check_fields;
 
 /// Condition type: the konnector is connected and heartbeating.
@@ -66,14 +66,4 @@ check_fields!(APIServiceExportSpec {
 check_fields!(APIServiceExportStatus { conditions => "conditions" });
 check_fields!(APIServiceExport { spec => "spec", status => "status" });
 
-impl HasConditions for APIServiceExport {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-}
+crate::conditions::conditions_in_status!(APIServiceExport);

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::group_resource::APIServiceExportRequestResource;
 use super::permission_claim::PermissionClaim;
-use crate::conditions::{Condition, HasConditions};
+use crate::conditions::Condition;
 use crate::open_enum::open_enum;
 use crate::strict::{check_fields, no_open_enums};
 
@@ -99,14 +99,4 @@ no_open_enums!(Namespaces, APIServiceExportRequestSpec);
 check_fields!(APIServiceExportRequestStatus { phase => "phase", conditions => "conditions" });
 check_fields!(APIServiceExportRequest { status => "status" });
 
-impl HasConditions for APIServiceExportRequest {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-}
+crate::conditions::conditions_in_status!(APIServiceExportRequest);

@@ -7,7 +7,7 @@ use super::apiserviceexportrequest::Namespaces;
 use super::group_resource::APIServiceExportResource;
 use super::permission_claim::PermissionClaim;
 use super::scope::InformerScope;
-use crate::conditions::{Condition, HasConditions};
+use crate::conditions::Condition;
 use crate::strict::check_fields;
 
 /// What binding this template gives a consumer.
@@ -65,14 +65,4 @@ check_fields!(APIServiceExportTemplateSpec { scope => "scope" });
 check_fields!(APIServiceExportTemplateStatus { conditions => "conditions" });
 check_fields!(APIServiceExportTemplate { spec => "spec", status => "status" });
 
-impl HasConditions for APIServiceExportTemplate {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-}
+crate::conditions::conditions_in_status!(APIServiceExportTemplate);

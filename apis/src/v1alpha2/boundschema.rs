@@ -4,7 +4,7 @@ use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
 use super::scope::InformerScope;
-use crate::conditions::{Condition, HasConditions};
+use crate::conditions::Condition;
 use crate::open_enum::open_enum;
 use crate::strict::{check_fields, no_open_enums};
 
@@ -272,14 +272,4 @@ check_fields!(CustomResourceConversion { strategy => "strategy" });
 check_fields!(BoundSchemaStatus { conditions => "conditions" });
 check_fields!(BoundSchema { spec => "spec", status => "status" });
 
-impl HasConditions for BoundSchema {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-}
+crate::conditions::conditions_in_status!(BoundSchema);

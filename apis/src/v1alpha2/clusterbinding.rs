@@ -5,7 +5,7 @@ use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
 use super::secret_ref::LocalSecretKeyRef;
-use crate::conditions::{Condition, HasConditions};
+use crate::conditions::Condition;
 use crate::strict::check_fields;
 
 /// The only allowed ClusterBinding name.
@@ -69,14 +69,4 @@ check_fields!(ClusterBindingSpec { kubeconfig_secret_ref => "kubeconfigSecretRef
 check_fields!(ClusterBindingStatus { conditions => "conditions" });
 check_fields!(ClusterBinding { spec => "spec", status => "status" });
 
-impl HasConditions for ClusterBinding {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-}
+crate::conditions::conditions_in_status!(ClusterBinding);

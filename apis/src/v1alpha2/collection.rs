@@ -3,7 +3,7 @@
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
-use crate::conditions::{Condition, HasConditions};
+use crate::conditions::Condition;
 use crate::strict::{check_fields, no_open_enums};
 
 /// The templates in a collection.
@@ -48,14 +48,4 @@ no_open_enums!(CollectionSpec, APIServiceExportTemplateReference);
 check_fields!(CollectionStatus { conditions => "conditions" });
 check_fields!(Collection { status => "status" });
 
-impl HasConditions for Collection {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default()
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-}
+crate::conditions::conditions_in_status!(Collection);
