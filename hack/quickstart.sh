@@ -222,7 +222,7 @@ PHASE=idle # starting: a failure or Ctrl-C stops everything; serving: leaving st
 on_exit() {
   local rc=$?
   trap - EXIT
-  trap '' INT TERM # a second Ctrl-C must not cut the cleanup short
+  trap '' INT TERM HUP # a second Ctrl-C must not cut the cleanup short
   case $PHASE in
     starting)
       if ((rc != 0)); then
@@ -267,7 +267,7 @@ cmd_up() {
   fi
   PHASE=serving
   STOP_REQUESTED=false
-  trap 'STOP_REQUESTED=true' INT TERM
+  trap 'STOP_REQUESTED=true' INT TERM HUP
   log "running in the foreground; Ctrl-C stops everything"
   while ! $STOP_REQUESTED && proc_owned "$BACKEND_PID"; do
     sleep 1 &
@@ -288,7 +288,10 @@ cmd_up() {
 main() {
   local mode=plain detach=false
   if [[ ${1:-} == down ]]; then
-    (($# == 1)) || { usage >&2; exit 2; }
+    (($# == 1)) || {
+      usage >&2
+      exit 2
+    }
     lock
     stop_all
     return 0
@@ -298,11 +301,16 @@ main() {
       --kcp) mode=kcp ;;
       --detach) detach=true ;;
       -h | --help | help) usage; return 0 ;;
-      *) usage >&2; die "unknown argument '$1'" ;;
+      *)
+        usage >&2
+        log "error: unknown argument '$1'"
+        exit 2
+        ;;
     esac
     shift
   done
   trap on_exit EXIT
+  trap 'exit 129' HUP
   trap 'exit 130' INT
   trap 'exit 143' TERM
   cmd_up "$mode" "$detach"

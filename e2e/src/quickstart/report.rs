@@ -129,7 +129,10 @@ pub fn summary(
     );
     let _ = writeln!(
         out,
-        "  kubectl --kubeconfig \"$CONSUMER_KUBECONFIG\" apply -f hack/examples/cowboy.yaml"
+        "  kubectl --kubeconfig \"$CONSUMER_KUBECONFIG\" apply -f {}",
+        crate::harness::paths::repo_root()
+            .join("hack/examples/cowboy.yaml")
+            .display()
     );
     if !login_served {
         let _ = writeln!(
