@@ -516,3 +516,99 @@ fn controller_owners<O: CachedResource, C: CachedResource>(
 fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(group, _)| group)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube_bind_apis::{APIServiceExport, APIServiceExportRequest};
+
+    use super::*;
+
+    fn owned_config_map(owners: Vec<OwnerReference>) -> Entry<ConfigMap> {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some("child".into());
+        cm.metadata.namespace = Some("ns".into());
+        cm.metadata.owner_references = Some(owners);
+        Entry::Valid(Arc::new(cm))
+    }
+
+    fn owner(api_version: &str, kind: &str, name: &str, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            controller: Some(controller),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn owned_objects_map_to_their_controller_owner_of_the_primary_kind() {
+        let key = ObjectKey::new(ClusterId::new("c1"), Some("ns".into()), "child");
+        let entry = owned_config_map(vec![
+            owner("kube-bind.io/v1alpha2", "APIServiceExport", "export", true),
+            // Not the controller: ignored.
+            owner("kube-bind.io/v1alpha2", "APIServiceExport", "other", false),
+            // Another kind: ignored.
+            owner(
+                "kube-bind.io/v1alpha2",
+                "APIServiceExportRequest",
+                "request",
+                true,
+            ),
+        ]);
+        let event = CacheEvent::Applied {
+            key: &key,
+            old: None,
+            new: &entry,
+        };
+        assert_eq!(
+            controller_owners::<APIServiceExport, ConfigMap>(&event),
+            [ObjectKey::new(
+                ClusterId::new("c1"),
+                Some("ns".into()),
+                "export"
+            )]
+        );
+        assert_eq!(
+            controller_owners::<APIServiceExportRequest, ConfigMap>(&event),
+            [ObjectKey::new(
+                ClusterId::new("c1"),
+                Some("ns".into()),
+                "request"
+            )]
+        );
+    }
+
+    #[test]
+    fn an_older_version_of_the_owner_still_maps_and_cluster_scoped_owners_have_no_namespace() {
+        let key = ObjectKey::new(ClusterId::new("c1"), Some("ns".into()), "child");
+        let entry = owned_config_map(vec![
+            owner("kube-bind.io/v1alpha1", "APIServiceExport", "export", true),
+            owner("v1", "Namespace", "ns", true),
+        ]);
+        let event = CacheEvent::Deleted {
+            key: &key,
+            old: &entry,
+        };
+        assert_eq!(
+            controller_owners::<APIServiceExport, ConfigMap>(&event).len(),
+            1
+        );
+        assert_eq!(
+            controller_owners::<Namespace, ConfigMap>(&event),
+            [ObjectKey::new(ClusterId::new("c1"), None, "ns")]
+        );
+    }
+
+    #[test]
+    fn groups_of_api_versions() {
+        assert_eq!(group_of("v1"), "");
+        assert_eq!(group_of("kube-bind.io/v1alpha2"), "kube-bind.io");
+        assert_eq!(group_of("apis.kcp.io/v1alpha1"), "apis.kcp.io");
+    }
+}
