@@ -60,14 +60,14 @@ impl RunningBackend {
         self.metrics_address
     }
 
-    /// Waits until every task ended. The first failing task stops all the others.
-    pub async fn wait(mut self) -> Result<(), ServeError> {
+    /// Waits until every task ended. The first failing (or panicking) task stops all the others.
+    pub async fn wait(mut self) -> Result<(), RunError> {
         let mut outcome = Ok(());
         while let Some(joined) = self.tasks.join_next().await {
-            let result = joined.unwrap_or_else(|panic| {
-                tracing::error!(error = %panic, "a backend task panicked");
-                Ok(())
-            });
+            let result = match joined {
+                Ok(result) => result.map_err(RunError::Serve),
+                Err(err) => Err(RunError::Panicked(err.to_string())),
+            };
             if let Err(err) = result {
                 self.shutdown.cancel();
                 if outcome.is_ok() {
@@ -77,6 +77,17 @@ impl RunningBackend {
         }
         outcome
     }
+}
+
+/// Why a running backend stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Serve(ServeError),
+    #[error(
+        "a backend task failed unexpectedly ({0}); this is a bug, please report it with the logs"
+    )]
+    Panicked(String),
 }
 
 /// Starts everything `options` asks for; runs until `shutdown` is cancelled.
