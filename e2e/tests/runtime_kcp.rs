@@ -319,7 +319,17 @@ async fn slice_urls_added_and_removed_at_runtime_open_and_close_endpoints() -> a
     binding["spec"]["reference"]["export"]["name"] = serde_json::json!(late);
     apply::apply(&c_client, &binding).await?;
     runtime.wait_engaged(&c.id, true, patience).await?;
-    assert_eq!(provider_failure(&runtime), None, "ready with an endpoint");
+    wait_for(
+        "the runtime to be ready with an endpoint",
+        patience,
+        || async {
+            match provider_failure(&runtime) {
+                None => Check::Done(()),
+                Some(reason) => Check::Pending(reason),
+            }
+        },
+    )
+    .await?;
 
     // Unbinding the last workspace removes the URL: the endpoint closes, its cluster goes.
     let bindings: Api<DynamicObject> = Api::all_with(c_client.clone(), &apibinding_resource());
@@ -383,5 +393,108 @@ async fn a_member_apiserver_restart_loses_no_work() -> anyhow::Result<()> {
     apply::apply(&b_client, &export(&name, 3)).await?;
     wait_reconciled(&b_client, &name, 3, patience).await?;
     runtime.wait_engaged(&b.id, true, Duration::ZERO).await?;
+    Ok(())
+}
+
+/// A ServiceAccount `name` in the home workspace's `default` namespace, allowed to read endpoint
+/// slices (and, with `content`, to use the `kube-bind.io` virtual workspace), and a kubeconfig
+/// for the home workspace with its token.
+async fn home_identity(
+    env: &Env,
+    topology: &KubeBindTopology,
+    name: &str,
+    content: bool,
+) -> anyhow::Result<std::path::PathBuf> {
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+    let home = topology.home.client().await?;
+    let mut rules = vec![serde_json::json!({
+        "apiGroups": ["apis.kcp.io"], "resources": ["apiexportendpointslices"], "verbs": ["get", "list", "watch"],
+    })];
+    if content {
+        rules.push(serde_json::json!({
+            "apiGroups": ["apis.kcp.io"], "resources": ["apiexports/content"],
+            "resourceNames": [kcp_config::EXPORT_NAME], "verbs": ["*"],
+        }));
+    }
+    for object in [
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": "default"}}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules}),
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "namespace": "default", "name": name}],
+        }),
+    ] {
+        apply::apply(&home, &object).await?;
+    }
+    let accounts: Api<ServiceAccount> = Api::namespaced(home.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(home, "default");
+    let token = wait_for(
+        format!("a token for ServiceAccount {name}"),
+        env.patience(),
+        || async {
+            let secret = match accounts.get(name).await {
+                Ok(sa) => sa
+                    .secrets
+                    .and_then(|s| s.first().and_then(|r| r.name.clone())),
+                Err(err) => return Check::Pending(err.to_string()),
+            };
+            let Some(secret) = secret else {
+                return Check::Pending("no token secret yet".into());
+            };
+            match secrets
+                .get(&secret)
+                .await
+                .ok()
+                .and_then(|s| s.data)
+                .and_then(|d| d.get("token").cloned())
+            {
+                Some(token) => Check::Done(String::from_utf8_lossy(&token.0).into_owned()),
+                None => Check::Pending("token secret without token".into()),
+            }
+        },
+    )
+    .await?;
+    let home_url = format!("{}/clusters/{}", env.base_url, topology.home.path);
+    Ok(env.write_kubeconfig(&home_url, &token)?)
+}
+
+#[tokio::test]
+async fn an_identity_the_virtual_workspace_refuses_is_reported_not_ready() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, topology) = given_two_bound_providers().await?;
+    let patience = env.patience();
+    let name = env.unique("backend-without-content");
+    let kubeconfig = home_identity(env, &topology, &name, false).await?;
+
+    let runtime = Runtime::kcp(&kubeconfig, kcp_config::EXPORT_NAME).await?;
+    wait_for(
+        "the runtime to report the refused virtual workspace",
+        patience,
+        || async {
+            match provider_failure(&runtime) {
+                Some(reason) if reason.contains("cannot watch APIBindings") => Check::Done(()),
+                other => Check::Pending(format!("provider check: {other:?}")),
+            }
+        },
+    )
+    .await?;
+    assert!(
+        runtime.clusters.is_empty(),
+        "nothing engaged without access"
+    );
+
+    // Once the identity may use the export, the runtime recovers on its own.
+    home_identity(env, &topology, &name, true).await?;
+    runtime
+        .wait_engaged(&env.workspace("provider-a")?.id, true, patience)
+        .await?;
+    wait_for("the runtime to be ready", patience, || async {
+        match provider_failure(&runtime) {
+            None => Check::Done(()),
+            Some(reason) => Check::Pending(reason),
+        }
+    })
+    .await?;
     Ok(())
 }

@@ -13,9 +13,9 @@
 //! A missing slice (not created yet, or deleted and recreated, as kcp does) is waited for and
 //! reported in `/readyz`; nothing here ends the process.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
@@ -27,6 +27,7 @@ use kube_bind_apis::kcp::{APIBinding, APIExportEndpointSlice};
 use tokio_util::sync::CancellationToken;
 
 use super::{Cluster, ClusterId, Endpoint, EndpointKind, Provider, ProviderContext};
+use crate::readiness::ReadinessCheck;
 use crate::runtime::Tolerant;
 
 /// Serves the clusters bound to the APIExport behind one endpoint slice.
@@ -57,8 +58,11 @@ impl Provider for KcpProvider {
             let mut events = pin!(watcher::watcher(slices, selector).default_backoff());
             let mut open = OpenEndpoints::default();
             let mut listed: Option<bool> = None;
-            ctx.readiness
-                .not_ready(format!("waiting for APIExportEndpointSlice {}", self.slice));
+            let health = Health::new(ctx.readiness.clone());
+            health.slice(Some(format!(
+                "waiting for APIExportEndpointSlice {}",
+                self.slice
+            )));
             loop {
                 let event = tokio::select! {
                     () = ctx.shutdown.cancelled() => break,
@@ -71,23 +75,23 @@ impl Provider for KcpProvider {
                         if listed.is_some() {
                             listed = Some(true);
                         }
-                        self.slice_changed(&ctx, &mut open, &slice);
+                        self.slice_changed(&ctx, &health, &mut open, &slice);
                     }
                     Some(Ok(Event::InitDone)) => {
                         if listed == Some(false) {
-                            self.slice_missing(&ctx, &mut open);
+                            self.slice_missing(&ctx, &health, &mut open);
                         }
                         listed = None;
                     }
-                    Some(Ok(Event::Delete(_))) => self.slice_missing(&ctx, &mut open),
-                    Some(Err(err)) => ctx.readiness.not_ready(format!(
+                    Some(Ok(Event::Delete(_))) => self.slice_missing(&ctx, &health, &mut open),
+                    Some(Err(err)) => health.slice(Some(format!(
                         "cannot watch APIExportEndpointSlice {} in the home workspace: {err}; \
                          check that --kubeconfig points at the kcp workspace owning the APIExport",
                         self.slice
-                    )),
+                    ))),
                 }
             }
-            open.close_all(&ctx);
+            open.close_all(&ctx, &health);
         })
     }
 }
@@ -96,25 +100,26 @@ impl KcpProvider {
     fn slice_changed(
         &self,
         ctx: &ProviderContext,
+        health: &Health,
         open: &mut OpenEndpoints,
         slice: &Tolerant<APIExportEndpointSlice>,
     ) {
         let urls: BTreeSet<String> = match slice {
             Tolerant::Valid(slice) => slice.urls().into_iter().map(str::to_owned).collect(),
             Tolerant::Malformed(malformed) => {
-                ctx.readiness.not_ready(format!(
+                health.slice(Some(format!(
                     "APIExportEndpointSlice {} cannot be read: {}",
                     self.slice, malformed.error
-                ));
+                )));
                 return;
             }
         };
         for url in open.urls().difference(&urls).cloned().collect::<Vec<_>>() {
             tracing::info!(%url, slice = %self.slice, "virtual workspace URL left the slice; closing it");
-            open.close(ctx, &url);
+            open.close(ctx, health, &url);
         }
         for url in urls.difference(&open.urls()).cloned().collect::<Vec<_>>() {
-            match self.open(ctx, &url) {
+            match self.open(ctx, health, &url) {
                 Ok(endpoint) => {
                     tracing::info!(%url, slice = %self.slice, "opening virtual workspace");
                     open.insert(url, endpoint);
@@ -125,29 +130,34 @@ impl KcpProvider {
             }
         }
         if urls.is_empty() {
-            ctx.readiness.not_ready(format!(
+            health.slice(Some(format!(
                 "APIExportEndpointSlice {} lists no endpoints yet; waiting for kcp to fill status.endpoints",
                 self.slice
-            ));
+            )));
         } else {
-            ctx.readiness.ready();
+            health.slice(None);
         }
     }
 
-    fn slice_missing(&self, ctx: &ProviderContext, open: &mut OpenEndpoints) {
+    fn slice_missing(&self, ctx: &ProviderContext, health: &Health, open: &mut OpenEndpoints) {
         if !open.is_empty() {
             tracing::warn!(slice = %self.slice, "APIExportEndpointSlice is gone; closing its virtual workspaces");
         }
-        open.close_all(ctx);
-        ctx.readiness.not_ready(format!(
+        open.close_all(ctx, health);
+        health.slice(Some(format!(
             "APIExportEndpointSlice {} not found in the home workspace; waiting for it \
              (kcp creates it with the APIExport; check --apiexport-endpointslice-name)",
             self.slice
-        ));
+        )));
     }
 
     /// Opens `url` as an endpoint and starts engaging its clusters.
-    fn open(&self, ctx: &ProviderContext, url: &str) -> Result<Arc<Endpoint>, OpenError> {
+    fn open(
+        &self,
+        ctx: &ProviderContext,
+        health: &Health,
+        url: &str,
+    ) -> Result<Arc<Endpoint>, OpenError> {
         let mut config = self.config.clone();
         config.cluster_url = url
             .parse()
@@ -160,8 +170,67 @@ impl KcpProvider {
             ctx.shutdown.child_token(),
         ));
         ctx.endpoints.insert(endpoint.clone());
-        tokio::spawn(engage_bound_clusters(ctx.clone(), endpoint.clone()));
+        health.endpoint(url, Some("listing its APIBindings".to_owned()));
+        tokio::spawn(engage_bound_clusters(
+            ctx.clone(),
+            health.clone(),
+            endpoint.clone(),
+        ));
         Ok(endpoint)
+    }
+}
+
+/// The provider's readiness: the slice's state first, then each open virtual workspace's.
+#[derive(Clone)]
+struct Health {
+    check: ReadinessCheck,
+    state: Arc<Mutex<HealthState>>,
+}
+
+#[derive(Default)]
+struct HealthState {
+    /// Why the slice is not usable, if it is not.
+    slice: Option<String>,
+    /// Virtual-workspace URL → why it cannot serve (yet), if so.
+    endpoints: BTreeMap<String, Option<String>>,
+}
+
+impl Health {
+    fn new(check: ReadinessCheck) -> Self {
+        Self {
+            check,
+            state: Arc::default(),
+        }
+    }
+
+    fn slice(&self, failure: Option<String>) {
+        self.update(|state| state.slice = failure);
+    }
+
+    fn endpoint(&self, url: &str, failure: Option<String>) {
+        self.update(|state| {
+            state.endpoints.insert(url.to_owned(), failure);
+        });
+    }
+
+    fn forget_endpoint(&self, url: &str) {
+        self.update(|state| {
+            state.endpoints.remove(url);
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut HealthState)) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut state);
+        let failing_endpoint = state.endpoints.iter().find_map(|(url, failure)| {
+            failure
+                .as_ref()
+                .map(|f| format!("virtual workspace {url}: {f}"))
+        });
+        match state.slice.clone().or(failing_endpoint) {
+            Some(reason) => self.check.not_ready(reason),
+            None => self.check.ready(),
+        }
     }
 }
 
@@ -194,7 +263,8 @@ impl OpenEndpoints {
     }
 
     /// Closes `url`: its watches stop, its clusters are disengaged.
-    fn close(&mut self, ctx: &ProviderContext, url: &str) {
+    fn close(&mut self, ctx: &ProviderContext, health: &Health, url: &str) {
+        health.forget_endpoint(url);
         if let Some(endpoint) = self.by_url.remove(url) {
             ctx.clusters
                 .remove_where(|cluster| cluster.endpoint().instance() == endpoint.instance());
@@ -202,16 +272,16 @@ impl OpenEndpoints {
         }
     }
 
-    fn close_all(&mut self, ctx: &ProviderContext) {
+    fn close_all(&mut self, ctx: &ProviderContext, health: &Health) {
         for url in self.urls() {
-            self.close(ctx, &url);
+            self.close(ctx, health, &url);
         }
     }
 }
 
 /// Watches the APIBindings visible through `endpoint` and keeps the engaged clusters in step:
 /// a cluster is engaged while at least one of its bindings exists.
-async fn engage_bound_clusters(ctx: ProviderContext, endpoint: Arc<Endpoint>) {
+async fn engage_bound_clusters(ctx: ProviderContext, health: Health, endpoint: Arc<Endpoint>) {
     let bindings: Api<Tolerant<APIBinding>> = Api::all(endpoint.wildcard_client());
     let mut events = pin!(watcher::watcher(bindings, watcher::Config::default()).default_backoff());
     let cancel: CancellationToken = endpoint.cancellation().clone();
@@ -249,9 +319,17 @@ async fn engage_bound_clusters(ctx: ProviderContext, endpoint: Arc<Endpoint>) {
                 for cluster in bound.retain(&relisted.take().unwrap_or_default()) {
                     disengage(&ctx, &endpoint, &cluster);
                 }
+                health.endpoint(endpoint.url(), None);
                 continue;
             }
             Some(Err(err)) => {
+                health.endpoint(
+                    endpoint.url(),
+                    Some(format!(
+                        "cannot watch APIBindings: {err}; the backend's identity needs verb list/watch \
+                         on apis.kcp.io apiexports/content of the export (see kcp-config/)"
+                    )),
+                );
                 tracing::warn!(endpoint = endpoint.url(), error = %err, "watching APIBindings through the virtual workspace failed; retrying");
                 continue;
             }
