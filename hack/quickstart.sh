@@ -159,8 +159,9 @@ backend_args() {
       --apiexport-endpointslice-name kube-bind.io --schema-source apiresourceschemas
       --namespace-prefix kube-bind-)
   fi
+  # --leader-elect as a replicated deployment runs it (a Lease in the backend's own workspace).
   BACKEND_ARGS+=(--oidc-type embedded --consumer-scope namespaced --listen-address "127.0.0.1:$port"
-    --pretty-name "kube-bind quickstart")
+    --pretty-name "kube-bind quickstart" --leader-elect)
 }
 
 # Reuses a running backend unless its binary was rebuilt since; else starts one on the port it

@@ -68,14 +68,18 @@ impl ReadinessCheck {
 
     fn set(&self, value: Option<String>) {
         let mut checks = self.readiness.lock();
-        let changed = checks.get(self.name) != Some(&value);
-        if changed {
-            match &value {
-                None => tracing::info!(check = self.name, "ready"),
-                Some(reason) => tracing::warn!(check = self.name, reason = %reason, "not ready"),
+        let previous = checks.insert(self.name, value.clone());
+        match (previous, &value) {
+            (Some(before), _) if before == value => {}
+            (_, None) => tracing::info!(check = self.name, "ready"),
+            // Losing readiness is worth a warning; still getting there is not.
+            (Some(None), Some(reason)) => {
+                tracing::warn!(check = self.name, reason = %reason, "not ready")
+            }
+            (_, Some(reason)) => {
+                tracing::info!(check = self.name, reason = %reason, "not ready yet")
             }
         }
-        checks.insert(self.name, value);
     }
 }
 

@@ -223,6 +223,9 @@ fn controller_rbac() -> ConfigFile {
                       "verbs": ["get", "list", "watch"] },
                     { "apiGroups": ["apis.kcp.io"], "resources": ["apiexports/content"],
                       "resourceNames": [EXPORT_NAME], "verbs": ["*"] },
+                    // `--leader-elect` keeps a Lease in the home workspace.
+                    { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                      "verbs": ["get", "list", "watch", "create", "update", "patch"] },
                 ],
             }),
             json!({
