@@ -15,7 +15,9 @@ use kube_bind_apis::kcp_config;
 use kube_bind_backend::app;
 use kube_bind_backend::options::Options;
 use kube_bind_e2e::harness::topology::{KubeBindTopology, kube_bind_binding, setup_kube_bind};
-use kube_bind_e2e::harness::{Check, Env, EnvSpec, apply, wait_for};
+use kube_bind_e2e::harness::{
+    Check, Env, EnvSpec, accounts::service_account_token, apply, wait_for,
+};
 use runtime_support::{Runtime, export, v1alpha1_export, wait_reconciled};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -405,7 +407,6 @@ async fn home_identity(
     name: &str,
     content: bool,
 ) -> anyhow::Result<std::path::PathBuf> {
-    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
     let home = topology.home.client().await?;
     let mut rules = vec![serde_json::json!({
         "apiGroups": ["apis.kcp.io"], "resources": ["apiexportendpointslices"], "verbs": ["get", "list", "watch"],
@@ -427,34 +428,7 @@ async fn home_identity(
     ] {
         apply::apply(&home, &object).await?;
     }
-    let accounts: Api<ServiceAccount> = Api::namespaced(home.clone(), "default");
-    let secrets: Api<Secret> = Api::namespaced(home, "default");
-    let token = wait_for(
-        format!("a token for ServiceAccount {name}"),
-        env.patience(),
-        || async {
-            let secret = match accounts.get(name).await {
-                Ok(sa) => sa
-                    .secrets
-                    .and_then(|s| s.first().and_then(|r| r.name.clone())),
-                Err(err) => return Check::Pending(err.to_string()),
-            };
-            let Some(secret) = secret else {
-                return Check::Pending("no token secret yet".into());
-            };
-            match secrets
-                .get(&secret)
-                .await
-                .ok()
-                .and_then(|s| s.data)
-                .and_then(|d| d.get("token").cloned())
-            {
-                Some(token) => Check::Done(String::from_utf8_lossy(&token.0).into_owned()),
-                None => Check::Pending("token secret without token".into()),
-            }
-        },
-    )
-    .await?;
+    let token = service_account_token(&home, "default", name, env.patience()).await?;
     let home_url = format!("{}/clusters/{}", env.base_url, topology.home.path);
     Ok(env.write_kubeconfig(&home_url, &token)?)
 }

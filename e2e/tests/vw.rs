@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::Recorder;
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{ConfigMap, Pod, Secret, ServiceAccount},
+    core::v1::{ConfigMap, Pod, ServiceAccount},
 };
 use kube::{
     Api, Client,
@@ -19,7 +19,9 @@ use kube::{
     runtime::watcher,
 };
 use kube_bind_e2e::harness::{
-    Check, Env, EnvSpec, apply,
+    Check, Env, EnvSpec,
+    accounts::service_account_token,
+    apply,
     kubectl::kubectl,
     topology::{KubeBindTopology, endpoint_url, kube_bind_binding, setup_kube_bind},
     wait::binding_bound,
@@ -234,26 +236,12 @@ async fn a_client_reconnecting_often_misses_nothing_and_sees_nothing_twice() -> 
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     }
     recorder
-        .wait("every object across reconnects", env.patience(), |s| {
-            expected
-                .iter()
-                .all(|(n, c)| s.iter().any(|e| &e.name == n && &e.cluster == c))
-        })
+        .expect_each_once_without_relist(
+            "every object across reconnects",
+            env.patience(),
+            &expected,
+        )
         .await;
-    for (name, cluster) in &expected {
-        assert_eq!(
-            recorder.count(&["Apply", "InitApply"], cluster, name),
-            1,
-            "{name}: {:?}",
-            recorder.snapshot()
-        );
-    }
-    let seen = recorder.snapshot();
-    assert_eq!(
-        seen.iter().filter(|e| e.what == "Init").count(),
-        1,
-        "the client relisted: {seen:?}"
-    );
     Ok(())
 }
 
@@ -361,33 +349,7 @@ async fn only_callers_allowed_to_use_the_export_get_in() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let secrets = Api::<Secret>::namespaced(home.clone(), "default");
-    let token = wait_for(
-        format!("a token for ServiceAccount {name}"),
-        env.patience(),
-        || async {
-            let Ok(sa) = sas.get(&name).await else {
-                return Check::Pending("no SA".into());
-            };
-            let Some(secret) = sa
-                .secrets
-                .and_then(|s| s.first().and_then(|r| r.name.clone()))
-            else {
-                return Check::Pending("no token secret yet".into());
-            };
-            match secrets
-                .get(&secret)
-                .await
-                .ok()
-                .and_then(|s| s.data)
-                .and_then(|d| d.get("token").cloned())
-            {
-                Some(t) => Check::Done(String::from_utf8_lossy(&t.0).into_owned()),
-                None => Check::Pending("token secret without token".into()),
-            }
-        },
-    )
-    .await?;
+    let token = service_account_token(&home, "default", &name, env.patience()).await?;
     let url = format!("{}/clusters/*", topology.endpoint_url);
 
     let vw = env.client_for(&url, &token).await?;

@@ -20,6 +20,7 @@
 //! }
 //! ```
 
+pub mod accounts;
 pub mod apply;
 pub mod env;
 mod kcp_mode;

@@ -14,7 +14,6 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube_bind_apis::kcp_config;
 use serde_json::Value;
@@ -25,7 +24,9 @@ use super::{
     say,
 };
 use crate::harness::{
-    Env, HarnessError, Workspace, apply,
+    Env, HarnessError, Workspace,
+    accounts::secret_token,
+    apply,
     env::client_from_kubeconfig,
     topology::setup_kube_bind,
     wait::{Check, WaitError, binding_bound, wait_for},
@@ -194,32 +195,8 @@ async fn backend_kubeconfig_for(
 /// The token the controller-manager put into kcp-config's token Secret for the ServiceAccount.
 async fn service_account_token(home: &Workspace) -> Result<String, SetupError> {
     let (namespace, name) = kcp_config::CONTROLLER_SERVICE_ACCOUNT;
-    let secret_name = format!("{name}-secret");
-    let secrets: Api<Secret> = Api::namespaced(home.client().await?, namespace);
-    let token = wait_for(
-        format!(
-            "Secret {}/{namespace}/{secret_name} to hold the ServiceAccount's token",
-            home.path
-        ),
-        PATIENCE,
-        || async {
-            match secrets.get_opt(&secret_name).await {
-                Ok(Some(secret)) => match secret
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get("token"))
-                    .map(|t| String::from_utf8_lossy(&t.0).into_owned())
-                {
-                    Some(token) if !token.is_empty() => Check::Done(token),
-                    _ => Check::Pending("no token yet".into()),
-                },
-                Ok(None) => Check::Pending("not found".into()),
-                Err(e) => Check::Pending(e.to_string()),
-            }
-        },
-    )
-    .await?;
-    Ok(token)
+    let client = home.client().await?;
+    Ok(secret_token(&client, namespace, &format!("{name}-secret"), PATIENCE).await?)
 }
 
 /// What the backend does first with its kubeconfig: read the endpoint slice in its workspace,

@@ -115,4 +115,34 @@ impl Recorder {
             .filter(|s| what.contains(&s.what) && s.cluster == cluster && s.name == name)
             .count()
     }
+
+    /// Waits until every (name, cluster) of `expected` was seen, then checks each was reported
+    /// as present exactly once and the watch was listed only once (no relist).
+    pub async fn expect_each_once_without_relist(
+        &self,
+        what: &str,
+        timeout: Duration,
+        expected: &[(String, String)],
+    ) {
+        self.wait(what, timeout, |seen| {
+            expected
+                .iter()
+                .all(|(n, c)| seen.iter().any(|e| &e.name == n && &e.cluster == c))
+        })
+        .await;
+        for (name, cluster) in expected {
+            assert_eq!(
+                self.count(&["Apply", "InitApply"], cluster, name),
+                1,
+                "{name} in {cluster}: {:?}",
+                self.snapshot()
+            );
+        }
+        let seen = self.snapshot();
+        assert_eq!(
+            seen.iter().filter(|e| e.what == "Init").count(),
+            1,
+            "the client relisted: {seen:?}"
+        );
+    }
 }
