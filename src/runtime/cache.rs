@@ -444,21 +444,28 @@ impl<K: CachedResource> Cache<K> {
     }
 }
 
+/// The (index, value) slots `entry` is filed under; malformed objects are in no index.
+fn index_slots<K: CachedResource>(
+    indexers: &[(&'static str, Indexer<K>)],
+    entry: &Entry<K>,
+) -> Vec<(&'static str, String)> {
+    let Entry::Valid(object) = entry else {
+        return Vec::new();
+    };
+    indexers
+        .iter()
+        .flat_map(|(name, indexer)| indexer(object).into_iter().map(|value| (*name, value)))
+        .collect()
+}
+
 fn index<K: CachedResource>(
     cluster: &mut ClusterObjects<K>,
     indexers: &[(&'static str, Indexer<K>)],
     entry: &Entry<K>,
     local: &LocalName,
 ) {
-    let Entry::Valid(object) = entry else { return };
-    for (name, indexer) in indexers {
-        for value in indexer(object) {
-            cluster
-                .index
-                .entry((name, value))
-                .or_default()
-                .insert(local.clone());
-        }
+    for slot in index_slots(indexers, entry) {
+        cluster.index.entry(slot).or_default().insert(local.clone());
     }
 }
 
@@ -468,15 +475,11 @@ fn unindex<K: CachedResource>(
     entry: &Entry<K>,
     local: &LocalName,
 ) {
-    let Entry::Valid(object) = entry else { return };
-    for (name, indexer) in indexers {
-        for value in indexer(object) {
-            let slot = (*name, value);
-            if let Some(names) = cluster.index.get_mut(&slot) {
-                names.remove(local);
-                if names.is_empty() {
-                    cluster.index.remove(&slot);
-                }
+    for slot in index_slots(indexers, entry) {
+        if let Some(names) = cluster.index.get_mut(&slot) {
+            names.remove(local);
+            if names.is_empty() {
+                cluster.index.remove(&slot);
             }
         }
     }
