@@ -215,11 +215,6 @@ impl Cluster {
     pub fn cancellation(&self) -> &CancellationToken {
         &self.inner.cancel
     }
-
-    /// Whether two handles denote the same engagement (not just the same id).
-    pub fn same_engagement(&self, other: &Cluster) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
 }
 
 /// Prepends a path to every request before handing it to the endpoint's shared client.
@@ -250,5 +245,54 @@ impl tower::Service<Request<Body>> for PathPrefix {
                 .map_err(|e: http::uri::InvalidUri| kube::Error::Service(e.into()))?;
             client.send(Request::from_parts(parts, body)).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(kind: EndpointKind) -> Endpoint {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::new("https://kcp.example:6443".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        Endpoint::new(
+            "https://kcp.example:6443/services/apiexport/root/kube-bind.io",
+            kind,
+            client,
+            CancellationToken::new(),
+        )
+    }
+
+    #[tokio::test]
+    async fn virtual_workspace_clusters_live_under_clusters_id() {
+        let vw = endpoint(EndpointKind::VirtualWorkspace);
+        assert_eq!(
+            vw.cluster_url(&ClusterId::new("2ocmmccjkme8bof4")),
+            "https://kcp.example:6443/services/apiexport/root/kube-bind.io/clusters/2ocmmccjkme8bof4"
+        );
+        let mut meta = kube::api::ObjectMeta::default();
+        assert_eq!(vw.cluster_of(&meta), None, "no annotation, no cluster");
+        meta.annotations = Some([(KCP_CLUSTER_ANNOTATION.to_owned(), "abc".to_owned())].into());
+        assert_eq!(vw.cluster_of(&meta), Some(ClusterId::new("abc")));
+    }
+
+    #[tokio::test]
+    async fn a_direct_endpoint_is_its_one_cluster() {
+        let direct = endpoint(EndpointKind::Direct);
+        assert_eq!(direct.cluster_url(&ClusterId::single()), direct.url());
+        assert_eq!(
+            direct.cluster_of(&kube::api::ObjectMeta::default()),
+            Some(ClusterId::single())
+        );
+    }
+
+    #[tokio::test]
+    async fn each_opened_endpoint_is_a_new_instance() {
+        let (a, b) = (
+            endpoint(EndpointKind::Direct),
+            endpoint(EndpointKind::Direct),
+        );
+        assert_ne!(a.instance(), b.instance());
     }
 }
