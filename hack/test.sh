@@ -49,6 +49,9 @@ step "end-to-end tests (real kube-apiservers, kcp stand-in)"
 cargo test -p kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
 
 step "quickstart smoke test (hack/quickstart.sh --kcp --detach, kubectl checks, down)"
+if ! command -v curl >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+fi
 # In a dir of its own, so a quickstart the developer runs in .local is left alone. The dev
 # profile reuses the binaries the e2e tests just built; a fresh release build would add 5-7
 # minutes on 2 cores (QUICKSTART_PROFILE=release tests exactly what the README runs).
