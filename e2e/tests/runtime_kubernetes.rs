@@ -7,9 +7,11 @@ mod runtime_support;
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
 use kube_bind_apis::crds;
 use kube_bind_backend::runtime::leader::LEASE_DURATION_SECONDS;
-use kube_bind_e2e::harness::{Env, EnvSpec, Workspace, apply};
+use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
 use runtime_support::{Runtime, export, reconciled_message, wait_ready_message, wait_reconciled};
 use tokio::sync::{Mutex, OnceCell};
 
@@ -56,8 +58,23 @@ async fn only_the_lease_holder_reconciles_and_it_hands_over_on_shutdown() -> any
     let client = plain.client().await?;
     let lease = env.unique("lease");
     let first = Runtime::kubernetes_elected(&plain.kubeconfig, "replica-1", &lease).await?;
-    // Let the first replica take the lease before the second competes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The first replica takes the lease before the second competes.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    wait_for(
+        format!("replica-1 to hold Lease default/{lease}"),
+        env.patience(),
+        || async {
+            match leases.get_opt(&lease).await {
+                Ok(Some(found)) => match found.spec.and_then(|s| s.holder_identity) {
+                    Some(holder) if holder == "replica-1" => Check::Done(()),
+                    holder => Check::Pending(format!("holder {holder:?}")),
+                },
+                Ok(None) => Check::Pending("no Lease yet".into()),
+                Err(err) => Check::Pending(err.to_string()),
+            }
+        },
+    )
+    .await?;
     let second = Runtime::kubernetes_elected(&plain.kubeconfig, "replica-2", &lease).await?;
 
     let name = env.unique("elected");
