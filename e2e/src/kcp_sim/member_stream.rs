@@ -82,6 +82,16 @@ impl MemberTarget {
         self.keep.as_ref().is_none_or(|keep| keep(obj))
     }
 
+    /// Tells the merger this member's state at the wanted revision is gone for good (410).
+    async fn expired(&self, tx: &mpsc::Sender<MemberMsg>, message: String) -> Result<(), Closed> {
+        let msg = MemberMsg::Expired {
+            cluster: self.cluster.clone(),
+            epoch: self.epoch,
+            message,
+        };
+        self.send(tx, msg).await
+    }
+
     async fn send(&self, tx: &mpsc::Sender<MemberMsg>, msg: MemberMsg) -> Result<(), Closed> {
         tx.send(msg).await.map_err(|_| Closed)
     }
@@ -217,16 +227,7 @@ async fn replay(
                 }
             }
             Err(MemberError::Gone(message)) => {
-                target
-                    .send(
-                        tx,
-                        MemberMsg::Expired {
-                            cluster: target.cluster.clone(),
-                            epoch: target.epoch,
-                            message,
-                        },
-                    )
-                    .await?;
+                target.expired(tx, message).await?;
                 return Ok(None);
             }
             Err(e) => debug!(cluster = %target.cluster, "replay list failed, retrying: {e}"),
@@ -262,16 +263,7 @@ async fn catch_up(
         match result {
             Ok(pair) => break pair,
             Err(MemberError::Gone(message)) => {
-                target
-                    .send(
-                        tx,
-                        MemberMsg::Expired {
-                            cluster: target.cluster.clone(),
-                            epoch: target.epoch,
-                            message,
-                        },
-                    )
-                    .await?;
+                target.expired(tx, message).await?;
                 return Ok(None);
             }
             Err(e) => debug!(cluster = %target.cluster, "catch-up list failed, retrying: {e}"),
