@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::Recorder;
+use common::{Recorder, record_labelled_configmaps};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Pod, ServiceAccount},
@@ -99,16 +99,7 @@ async fn wildcard_watch_sees_bound_workspaces_and_follows_binds_and_unbinds() ->
         env.workspace("consumer")?,
     );
     let label = env.unique("follow");
-    let vw = env
-        .client_for(
-            &format!("{}/clusters/*", topology.endpoint_url),
-            &env.admin_token,
-        )
-        .await?;
-    let recorder = Recorder::start(
-        Api::<ConfigMap>::all(vw),
-        watcher::Config::default().labels(&format!("e2e={label}")),
-    );
+    let recorder = record_labelled_configmaps(env, &topology.endpoint_url, &label).await?;
 
     // Given objects in two bound workspaces, one not yet bound, and a consumer that never binds.
     create_labelled_configmap(&a.client().await?, "in-a", &label).await?;

@@ -5,12 +5,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::Recorder;
+use common::record_labelled_configmaps;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
-    runtime::watcher,
 };
 use kube_bind_e2e::harness::{Env, EnvSpec, topology::setup_kube_bind};
 
@@ -43,16 +42,7 @@ async fn a_restarted_member_resumes_without_losing_or_repeating_events() -> anyh
     let (a, b) = (env.workspace("provider-a")?, env.workspace("provider-b")?);
     let (a_client, b_client) = (a.client().await?, b.client().await?);
     let label = env.unique("restart");
-    let vw = env
-        .client_for(
-            &format!("{}/clusters/*", topology.endpoint_url),
-            &env.admin_token,
-        )
-        .await?;
-    let recorder = Recorder::start(
-        Api::<ConfigMap>::all(vw),
-        watcher::Config::default().labels(&format!("e2e={label}")),
-    );
+    let recorder = record_labelled_configmaps(env, &topology.endpoint_url, &label).await?;
     let patience = env.patience();
 
     // Given objects in both providers, seen by the watch.

@@ -8,12 +8,13 @@ use std::{
 };
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Resource, ResourceExt,
     api::Api,
     runtime::watcher::{self, Event},
 };
-use kube_bind_e2e::harness::{Check, wait_for};
+use kube_bind_e2e::harness::{Check, Env, wait_for};
 
 /// One thing a watcher reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,4 +146,20 @@ impl Recorder {
             "the client relisted: {seen:?}"
         );
     }
+}
+
+/// Records the ConfigMaps labelled `e2e=<label>` that the wildcard URL of the virtual workspace
+/// at `endpoint_url` shows (as admin).
+pub async fn record_labelled_configmaps(
+    env: &Env,
+    endpoint_url: &str,
+    label: &str,
+) -> anyhow::Result<Recorder> {
+    let vw = env
+        .client_for(&format!("{endpoint_url}/clusters/*"), &env.admin_token)
+        .await?;
+    Ok(Recorder::start(
+        Api::<ConfigMap>::all(vw),
+        watcher::Config::default().labels(&format!("e2e={label}")),
+    ))
 }
