@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Local Kubernetes control plane for development and tests: builds kube-apiserver and
-# kube-controller-manager from Debian's `kubernetes` source package, then runs one etcd and
-# N apiservers (lc1..lcN) in a state dir. Recipe: shared/control-plane.md.
+# Local Kubernetes control plane for development and tests: builds etcd, kube-apiserver,
+# kube-controller-manager and kubectl from their Go modules (hack/tools/, hack/lib/build.sh),
+# then runs one etcd and N apiservers (lc1..lcN) in a state dir.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -9,8 +9,8 @@ usage() {
   cat <<'USAGE'
 usage: hack/control-plane.sh COMMAND [ARGS]
 
-  build                       build/cache kube-apiserver + kube-controller-manager, install etcd
-  up N STATE_DIR              start etcd + N apiservers (lc1..lcN) + controller-managers, wait ready
+  build                       build/cache etcd, kube-apiserver, kube-controller-manager, kubectl
+  up STATE_DIR N              start etcd + N apiservers (lc1..lcN) + controller-managers, wait ready
   down STATE_DIR              stop everything recorded in STATE_DIR/pids
   stop-member STATE_DIR K     stop lcK's apiserver and controller-manager (port and data kept)
   start-member STATE_DIR K    start them again and wait until ready
@@ -58,18 +58,18 @@ require_member() {
 }
 
 cmd_build() {
-  build_all
+  build_components etcd kubernetes
 }
 
 cmd_up() {
-  local n=${1:-} k running=() name t_build
+  local n=${2:-} k running=() name t_build
+  set_state "${1:-}"
   if ! [[ $n =~ ^[1-9][0-9]*$ ]] || ((n > 20)); then
     usage >&2
     die "up: N must be 1..20, got '$n'"
   fi
-  set_state "${2:-}"
   t_build=$(kb_now)
-  build_all
+  build_components etcd kubernetes
   state_lock
   ports_load
   for name in $(all_components "$(cluster_count 2>/dev/null || echo "$n")"); do

@@ -1,30 +1,34 @@
 #!/usr/bin/env bash
-# The README's main command: build, start a local control plane (or with --kcp the kcp stand-in
-# and its workspaces), install kube-bind and the example APIs, run the backend, and write
-# .local/env once everything answers. This script owns the processes (start, pids, stop); the
+# The README's main command: build, start a local control plane (or with --kcp real kcp and its
+# workspaces), install kube-bind and the example APIs, run the backend, and write .local/env once
+# everything answers. This script owns the processes (start, pids, stop); the
 # API work and the waiting are e2e/src/bin/kb-quickstart.rs.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-usage: hack/quickstart.sh [--kcp] [--detach]
+usage: hack/quickstart.sh [--kcp [--shards N]] [--detach]
        hack/quickstart.sh down
 
   (default)  a provider cluster and a consumer cluster (local kube-apiservers); the backend
              serves the provider as cluster id "default"
-  --kcp      the kcp stand-in with root:kube-bind (kcp-config), root:provider-a and
-             root:provider-b (bound to kube-bind.io, with the example APIs) and root:consumer;
-             the backend runs from root:kube-bind as its own ServiceAccount
+  --kcp      real kcp (one shard) with the workspaces root:kube-bind (kcp-config),
+             root:provider-a and root:provider-b (bound to kube-bind.io, with the example APIs)
+             and root:consumer; the backend runs from root:kube-bind as its own ServiceAccount
+  --shards N with --kcp: N shards behind kcp's front-proxy (N >= 2 puts root:provider-b on
+             shard-1 and the other workspaces on the root shard)
   --detach   return once everything answers and leave it running; without it the command
              stays in the foreground and Ctrl-C stops everything
   down       stop everything a quickstart started and remove .local/env
 
 Once everything answers it writes .local/env (source it): BACKEND_URL, BACKEND_KUBECONFIG,
 PROVIDER_KUBECONFIGS, PROVIDER_CLUSTER_IDS, CONSUMER_KUBECONFIG and, with --kcp, KCP_BASE_URL.
-Running it again while it is up reuses what runs and prints the env again. Logs: .local/logs/.
+.local/setup.json describes the setup (with --kcp: each workspace's logical cluster and shard,
+each shard's URL and labels, and the pid of every kcp process). Running it again while it is up
+reuses what runs and prints the env again. Logs: .local/logs/, .local/kcp/logs/.
 Environment: QUICKSTART_DIR (instead of .local), QUICKSTART_PROFILE (release, or dev to reuse a
-test build), CARGO_TARGET_DIR, and hack/control-plane.sh's KB_* variables.
+test build), CARGO_TARGET_DIR, and the KB_* variables of hack/control-plane.sh and hack/kcp.sh.
 USAGE
 }
 
@@ -39,8 +43,8 @@ source "$ROOT/hack/lib/wait.sh"
 
 LOCAL=$(realpath -m "${QUICKSTART_DIR:-$ROOT/.local}")
 [[ $LOCAL != / ]] || die "refusing / as QUICKSTART_DIR"
-# proc.sh records the backend's and kcp-sim's pids in $KB_STATE/pids and only ever signals a
-# pid whose command line still mentions "$KB_STATE/" (both name files below it).
+# proc.sh records the backend's pid in $KB_STATE/pids and only ever signals a pid whose command
+# line still mentions "$KB_STATE/". The control plane and kcp keep their own pids in their dirs.
 KB_STATE=$LOCAL
 ENV_FILE=$LOCAL/env
 MODE_FILE=$LOCAL/mode
@@ -49,9 +53,7 @@ PORT_FILE=$LOCAL/backend-port
 LOG_DIR=$LOCAL/logs
 PLAIN_CP=$LOCAL/control-plane
 KCP_DIR=$LOCAL/kcp
-KCP_CP=$KCP_DIR/control-plane
-SIM_STATE=$KCP_DIR/kcp-sim
-WORKSPACES=(root:kube-bind root:provider-a root:provider-b root:consumer)
+SHARDS_FILE=$LOCAL/shards
 # The cargo profile of the binaries: release (the default), or dev to reuse a test build.
 PROFILE=${QUICKSTART_PROFILE:-release}
 case $PROFILE in
@@ -94,9 +96,9 @@ recorded_mode() { cat "$MODE_FILE" 2>/dev/null || true; }
 
 # True when anything of MODE runs.
 mode_running() {
-  local mode=$1 cp=$PLAIN_CP
-  [[ $mode == kcp ]] && cp=$KCP_CP
-  recorded_alive "$cp/pids" "$cp" && return 0
+  local mode=$1 dir=$PLAIN_CP
+  [[ $mode == kcp ]] && dir=$KCP_DIR
+  recorded_alive "$dir/pids" "$dir" && return 0
   [[ $(recorded_mode) == "$mode" ]] && recorded_alive "$(pids_file)" "$LOCAL"
 }
 
@@ -105,38 +107,23 @@ mode_running() {
 build() {
   local t
   t=$(kb_now)
-  log "building kube-bind-backend, kcp-sim and kb-quickstart ($PROFILE; a first release build takes 5-7 minutes on 2 cores)"
+  log "building kube-bind-backend and kb-quickstart ($PROFILE; a first release build takes 5-7 minutes on 2 cores)"
   cargo build --profile "$PROFILE" --manifest-path "$ROOT/Cargo.toml" -p kube-bind-backend -p kube-bind-e2e --bins 9>&-
   log "build ready in $(kb_elapsed "$t") s"
 }
 
 start_plain() {
-  "$ROOT/hack/control-plane.sh" up 2 "$PLAIN_CP" 9>&-
+  "$ROOT/hack/control-plane.sh" up "$PLAIN_CP" 2 9>&-
 }
 
+# kcp from its Go module (hack/kcp.sh); its workspaces are made by kb-quickstart setup-kcp.
 start_kcp() {
-  local k rc=0
-  local -a args=()
-  "$ROOT/hack/control-plane.sh" up "${#WORKSPACES[@]}" "$KCP_CP" 9>&-
-  if component_running kcp-sim && [[ -f $SIM_STATE/ready ]]; then
-    log "kcp-sim already running (pid $(pids_get kcp-sim)): $(cat "$SIM_STATE/base-url")"
-    return 0
+  local shards=$1
+  if [[ -f $SHARDS_FILE && $(cat "$SHARDS_FILE") != "$shards" ]] && recorded_alive "$KCP_DIR/pids" "$KCP_DIR"; then
+    die "kcp runs here with $(cat "$SHARDS_FILE") shard(s), not $shards; stop it first: hack/quickstart.sh down"
   fi
-  proc_stop kcp-sim # one that never got ready
-  for ((k = 1; k <= ${#WORKSPACES[@]}; k++)); do
-    args+=(--workspace "${WORKSPACES[k - 1]}=$KCP_CP/lc$k/kubeconfig")
-  done
-  mkdir -p "$SIM_STATE"
-  rm -f "$SIM_STATE/ready"
-  proc_start kcp-sim "$LOG_DIR/kcp-sim.log" "$BIN/kcp-sim" --state-dir "$SIM_STATE" "${args[@]}"
-  log "kcp-sim: started (pid $START_PID) for ${WORKSPACES[*]}"
-  wait_until 90 "$START_PID" test -f "$SIM_STATE/ready" || rc=$?
-  if ((rc != 0)); then
-    log_tail "$LOG_DIR/kcp-sim.log" 20
-    if ((rc == 2)); then die "kcp-sim exited; log: $LOG_DIR/kcp-sim.log"; fi
-    die "kcp-sim was not ready after 90 s; log: $LOG_DIR/kcp-sim.log"
-  fi
-  log "kcp-sim: ready at $(cat "$SIM_STATE/base-url")"
+  "$ROOT/hack/kcp.sh" up "$KCP_DIR" --shards "$shards" 9>&-
+  printf '%s\n' "$shards" >"$SHARDS_FILE"
 }
 
 setup() {
@@ -145,7 +132,7 @@ setup() {
     "$BIN/kb-quickstart" setup-plain --provider-kubeconfig "$PLAIN_CP/lc1/kubeconfig" \
       --consumer-kubeconfig "$PLAIN_CP/lc2/kubeconfig" --examples "$ROOT/hack/examples" --out "$SETUP_FILE"
   else
-    "$BIN/kb-quickstart" setup-kcp --sim-state "$SIM_STATE" --backend-kubeconfig "$KCP_DIR/backend.kubeconfig" \
+    "$BIN/kb-quickstart" setup-kcp --kcp-state "$KCP_DIR" --backend-kubeconfig "$KCP_DIR/backend.kubeconfig" \
       --work-dir "$KCP_DIR/harness" --examples "$ROOT/hack/examples" --out "$SETUP_FILE"
   fi
 }
@@ -189,26 +176,26 @@ start_backend() {
   log "backend: started (pid $BACKEND_PID) on 127.0.0.1:$port; log: $LOG_DIR/backend.log"
 }
 
-# Stops the backend, kcp-sim and both control planes (whatever of them runs) and removes the env.
+# Stops the backend, kcp and the control plane (whatever of them runs) and removes the env.
 stop_all() {
-  local t pid name cp stopped=false
+  local t pid stopped=false
   lock
   t=$(kb_now)
   rm -f "$ENV_FILE"
-  for name in backend kcp-sim; do
-    pid=$(pids_get "$name")
-    if [[ -n $pid ]] && proc_owned "$pid"; then
-      log "stopping $name (pid $pid)"
-      stopped=true
-    fi
-    proc_stop "$name"
-  done
-  for cp in "$PLAIN_CP" "$KCP_CP"; do
-    if [[ -f $cp/pids ]]; then
-      "$ROOT/hack/control-plane.sh" down "$cp" 9>&-
-      stopped=true
-    fi
-  done
+  pid=$(pids_get backend)
+  if [[ -n $pid ]] && proc_owned "$pid"; then
+    log "stopping the backend (pid $pid)"
+    stopped=true
+  fi
+  proc_stop backend
+  if [[ -f $KCP_DIR/pids ]]; then
+    "$ROOT/hack/kcp.sh" down "$KCP_DIR" 9>&-
+    stopped=true
+  fi
+  if [[ -f $PLAIN_CP/pids ]]; then
+    "$ROOT/hack/control-plane.sh" down "$PLAIN_CP" 9>&-
+    stopped=true
+  fi
   rm -f "$MODE_FILE"
   if $stopped; then
     log "everything stopped ($(kb_elapsed "$t") s); data kept in $LOCAL (rm -rf it for a fresh start)"
@@ -237,7 +224,7 @@ on_exit() {
 }
 
 cmd_up() {
-  local mode=$1 detach=$2 other=plain t rc=0
+  local mode=$1 detach=$2 shards=$3 other=plain t rc=0
   [[ $mode == plain ]] && other=kcp
   t=$(kb_now)
   lock
@@ -253,7 +240,7 @@ cmd_up() {
   build
   rm -f "$ENV_FILE" # written again, last, once everything answers
   PHASE=starting
-  "start_$mode"
+  "start_$mode" "$shards"
   setup "$mode"
   start_backend "$mode"
   "$BIN/kb-quickstart" ready --setup "$SETUP_FILE" --backend-url "http://127.0.0.1:$BACKEND_PORT" \
@@ -287,7 +274,7 @@ cmd_up() {
 }
 
 main() {
-  local mode=plain detach=false
+  local mode=plain detach=false shards=1
   if [[ ${1:-} == down ]]; then
     (($# == 1)) || {
       usage >&2
@@ -301,6 +288,15 @@ main() {
     case $1 in
       --kcp) mode=kcp ;;
       --detach) detach=true ;;
+      --shards)
+        shards=${2:-}
+        if ! [[ $shards =~ ^[1-9]$ ]]; then
+          usage >&2
+          log "error: --shards needs a number of shards 1..9, got '$shards'"
+          exit 2
+        fi
+        shift
+        ;;
       -h | --help | help) usage; return 0 ;;
       *)
         usage >&2
@@ -314,7 +310,12 @@ main() {
   trap 'exit 129' HUP
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  cmd_up "$mode" "$detach"
+  if [[ $mode == plain && $shards != 1 ]]; then
+    usage >&2
+    log "error: --shards needs --kcp (a plain quickstart has no shards)"
+    exit 2
+  fi
+  cmd_up "$mode" "$detach" "$shards"
 }
 
 main "$@"

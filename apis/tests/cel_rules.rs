@@ -1,5 +1,6 @@
 //! Evaluates every CEL rule of the generated CRDs with kube-cel, accept and reject cases.
-//! The 1.20 test apiserver drops `x-kubernetes-validations`, so these are the only checks.
+//! The e2e suite also checks one rule end to end on a real apiserver
+//! (`upstream_crds_install_as_they_are_and_their_cel_rules_are_enforced`).
 
 use serde_json::{Value, json};
 

@@ -1,10 +1,7 @@
-//! End-to-end tests' support: the kcp stand-in (`kcp_sim`), the CRD compatibility step for the
-//! 1.20 apiservers, the harness that starts everything once per test binary, and the API side of
-//! `hack/quickstart.sh`.
+//! End-to-end tests' support: the harness that starts the test world (the local control plane or
+//! real kcp) once per test binary, and the API side of `hack/quickstart.sh`.
 
-pub mod crd_compat;
 pub mod harness;
-pub mod kcp_sim;
 pub mod quickstart;
 
 /// Selects rustls' ring provider for the process (several crypto backends are linked in the

@@ -1,40 +1,85 @@
-//! The backend's runtime with the `kubernetes` provider on a plain cluster (a real 1.20
-//! apiserver, reached through the stand-in's pass-through `/clusters/<path>` URL as upstream's
-//! e2e uses kcp workspaces as plain clusters): the one cluster is engaged and reconciled, only the
-//! lease holder reconciles and hands over, and an apiserver restart loses no work.
+//! The backend's runtime with the `kubernetes` provider on a plain cluster (a current
+//! kube-apiserver of the local control plane): upstream's CRDs install as they are and their CEL
+//! rules are enforced, the one cluster is engaged and reconciled, only the lease holder reconciles
+//! and hands over, and an apiserver restart loses no work.
 
 mod runtime_support;
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube_bind_apis::crds;
 use kube_bind_backend::runtime::leader::LEASE_DURATION_SECONDS;
-use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
+use kube_bind_e2e::harness::{Check, Env, EnvSpec, HarnessError, Workspace, apply, wait_for};
 use runtime_support::{Runtime, export, reconciled_message, wait_ready_message, wait_reconciled};
 use tokio::sync::{Mutex, OnceCell};
 
-static SPEC: EnvSpec = EnvSpec {
-    workspaces: &["plain"],
-};
+static SPEC: EnvSpec = EnvSpec::plain(&["plain"]);
 static CRDS: OnceCell<()> = OnceCell::const_new();
 /// Tests here restart the apiserver; they must not overlap.
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
-/// The plain cluster, with the kube-bind CRDs installed as a service provider would.
+/// The plain cluster, with the kube-bind CRDs installed as a service provider would: exactly as
+/// generated (and as upstream ships them), empty-string defaults and CEL rules included.
 async fn given_a_plain_provider_cluster() -> anyhow::Result<(&'static Env, &'static Workspace)> {
     let env = Env::shared(&SPEC)?;
     let plain = env.workspace("plain")?;
     CRDS.get_or_try_init(|| async {
         let client = plain.client().await?;
-        for crd in crds::all()? {
-            apply::apply(&client, &serde_json::to_value(crd)?).await?;
-        }
+        apply::install_kube_bind_crds(&client, env.patience()).await?;
         anyhow::Ok(())
     })
     .await?;
     Ok((env, plain))
+}
+
+/// The installed CRD schemas are the generated ones, and the apiserver enforces upstream's CEL rule
+/// `resources are immutable` on APIServiceExportRequest (`self == oldSelf`).
+#[tokio::test]
+async fn upstream_crds_install_as_they_are_and_their_cel_rules_are_enforced() -> anyhow::Result<()>
+{
+    let (env, plain) = given_a_plain_provider_cluster().await?;
+    let client = plain.client().await?;
+    let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds::all()? {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let live = crd_api.get(&name).await?;
+        // The apiserver fills in defaults around them; the schemas themselves (CEL rules and
+        // `default: ""` included) are stored exactly as generated.
+        for (live, generated) in live.spec.versions.iter().zip(&crd.spec.versions) {
+            assert_eq!(
+                serde_json::to_value(&live.schema)?,
+                serde_json::to_value(&generated.schema)?,
+                "{name} {} is stored exactly as generated",
+                generated.name
+            );
+        }
+    }
+
+    let name = env.unique("request");
+    let request = |resource: &str| {
+        serde_json::json!({
+            "apiVersion": "kube-bind.io/v1alpha2", "kind": "APIServiceExportRequest",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"resources": [{"group": "wildwest.dev", "resource": resource, "versions": ["v1alpha1"]}]},
+        })
+    };
+    apply::apply(&client, &request("cowboys")).await?;
+    let refused = apply::apply(&client, &request("sheriffs")).await;
+    match refused {
+        Err(HarnessError::Kube(kube::Error::Api(status))) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            assert!(
+                status.message.contains("resources are immutable"),
+                "the CEL rule's message reaches the client: {}",
+                status.message
+            );
+        }
+        other => panic!("changing spec.resources must be refused by the CEL rule, got {other:?}"),
+    }
+    Ok(())
 }
 
 #[tokio::test]
@@ -110,9 +155,6 @@ async fn only_the_lease_holder_reconciles_and_it_hands_over_on_shutdown() -> any
 async fn an_apiserver_restart_loses_no_work() -> anyhow::Result<()> {
     let _serial = SERIAL.lock().await;
     let (env, plain) = given_a_plain_provider_cluster().await?;
-    if !env.is_sim() {
-        return Ok(()); // restarting the apiserver needs the local control plane
-    }
     let client = plain.client().await?;
     let runtime = Runtime::kubernetes(&plain.kubeconfig).await?;
     runtime.wait_engaged("", true, env.patience()).await?;

@@ -1,5 +1,5 @@
-//! The APIExport virtual workspace of the kcp stand-in (or a real kcp): merged watches over bound
-//! workspaces, joins and leaves, what is refused, kubectl, endpoint slices, metrics.
+//! What the backend relies on in real kcp's APIExport virtual workspace: merged watches over bound
+//! workspaces, joins and leaves, what is refused, kubectl, endpoint slices.
 
 mod common;
 
@@ -23,22 +23,20 @@ use kube_bind_e2e::harness::{
     accounts::service_account_token,
     apply,
     kubectl::kubectl,
-    topology::{KubeBindTopology, endpoint_url, kube_bind_binding, setup_kube_bind},
+    topology::{KubeBindTopology, bind, endpoint_url, kube_bind_binding, setup_kube_bind},
     wait::binding_bound,
     wait_for,
 };
 use serde_json::json;
 use tokio::sync::OnceCell;
 
-static SPEC: EnvSpec = EnvSpec {
-    workspaces: &[
-        "kube-bind",
-        "provider-a",
-        "provider-b",
-        "provider-c",
-        "consumer",
-    ],
-};
+static SPEC: EnvSpec = EnvSpec::kcp(&[
+    "kube-bind",
+    "provider-a",
+    "provider-b",
+    "provider-c",
+    "consumer",
+]);
 static TOPOLOGY: OnceCell<KubeBindTopology> = OnceCell::const_new();
 
 async fn given_kube_bind() -> anyhow::Result<(&'static Env, &'static KubeBindTopology)> {
@@ -124,7 +122,13 @@ async fn wildcard_watch_sees_bound_workspaces_and_follows_binds_and_unbinds() ->
 
     // When provider-c binds late, its objects join the watch.
     let c_client = c.client().await?;
-    apply::apply(&c_client, &kube_bind_binding(&topology.home)?).await?;
+    bind(
+        &c_client,
+        &c.path,
+        &kube_bind_binding(&topology.home)?,
+        env.patience(),
+    )
+    .await?;
     binding_bound(&c_client, &c.path, "kube-bind.io", patience).await?;
     recorder
         .wait("provider-c's configmap after it bound", patience, |seen| {
@@ -138,7 +142,9 @@ async fn wildcard_watch_sees_bound_workspaces_and_follows_binds_and_unbinds() ->
         })
         .await;
 
-    // When it unbinds, its objects leave the watch.
+    // When it unbinds, real kcp (v0.31) sends no DELETED for the objects the watch has already
+    // shown, and a fresh LIST may still return them: the backend's runtime must treat a
+    // disengaged cluster's objects as unknown, not as deleted (see the README's kcp notes).
     let bindings = Api::<DynamicObject>::all_with(
         c_client.clone(),
         &ApiResource::from_gvk_with_plural(
@@ -149,18 +155,31 @@ async fn wildcard_watch_sees_bound_workspaces_and_follows_binds_and_unbinds() ->
     bindings
         .delete("kube-bind.io", &DeleteParams::default())
         .await?;
-    recorder
-        .wait(
-            "DELETED for provider-c's configmaps after it unbound",
-            patience,
-            |seen| {
-                ["in-c", "in-c-later"].iter().all(|n| {
-                    seen.iter()
-                        .any(|s| s.what == "Delete" && s.name == *n && s.cluster == c.id)
-                })
-            },
+    wait_for("provider-c's APIBinding to be gone", patience, || async {
+        match bindings.get_opt("kube-bind.io").await {
+            Ok(None) => Check::Done(()),
+            Ok(Some(_)) => Check::Pending("still there".into()),
+            Err(err) => Check::Pending(err.to_string()),
+        }
+    })
+    .await?;
+    let all = env
+        .client_for(
+            &format!("{}/clusters/*", topology.endpoint_url),
+            &env.admin_token,
         )
-        .await;
+        .await?;
+    let listed = Api::<ConfigMap>::all(all)
+        .list(&ListParams::default().labels(&format!("e2e={label}")))
+        .await?;
+    let of_c = listed
+        .items
+        .iter()
+        .filter(|cm| cluster_of(cm) == c.id)
+        .count();
+    eprintln!(
+        "after provider-c unbound, a fresh wildcard LIST still returns {of_c} of its configmaps"
+    );
 
     // Then: later objects of the unbound and the never-bound workspace stay invisible.
     create_labelled_configmap(&c_client, "in-c-unbound", &label).await?;
@@ -185,7 +204,21 @@ async fn wildcard_watch_sees_bound_workspaces_and_follows_binds_and_unbinds() ->
         !seen.iter().any(|s| s.what == "Error"),
         "watch errors: {seen:?}"
     );
+    assert!(
+        !seen.iter().any(|s| s.what == "Delete" && s.cluster == c.id),
+        "kcp sent DELETED for an unbound workspace's objects, which the runtime does not rely on: {seen:?}"
+    );
     Ok(())
+}
+
+fn cluster_of(object: &ConfigMap) -> String {
+    object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("kcp.io/cluster"))
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -200,8 +233,8 @@ async fn a_client_reconnecting_often_misses_nothing_and_sees_nothing_twice() -> 
             &env.admin_token,
         )
         .await?;
-    // Every 2 s the stand-in ends the watch; kube-rs resumes from the last resourceVersion it saw,
-    // which the stand-in must map back to where each member stream was.
+    // Every 2 s the server ends the watch; kube-rs resumes from the last resourceVersion it saw,
+    // which the virtual workspace must map back to where each workspace's stream was.
     let config = watcher::Config::default()
         .labels(&format!("e2e={label}"))
         .timeout(2);
@@ -262,22 +295,24 @@ async fn resources_outside_the_export_and_unbound_clusters_are_forbidden() -> an
         ),
         200
     );
-    assert_eq!(
-        status_code(
-            Api::<Deployment>::namespaced(one.clone(), "default")
-                .list(&ListParams::default())
-                .await
-        ),
-        403
+    // Resources outside the export are refused; real kcp answers 404 (not served) or 403
+    // depending on the request path and on what its discovery has cached.
+    let refused = [403, 404];
+    let code = status_code(
+        Api::<Deployment>::namespaced(one.clone(), "default")
+            .list(&ListParams::default())
+            .await,
     );
-    assert_eq!(
-        status_code(
-            Api::<Pod>::all(all.clone())
-                .list(&ListParams::default())
-                .await
-        ),
-        403
+    assert!(
+        refused.contains(&code),
+        "deployments in one cluster: {code}"
     );
+    let code = status_code(
+        Api::<Pod>::all(all.clone())
+            .list(&ListParams::default())
+            .await,
+    );
+    assert!(refused.contains(&code), "pods across clusters: {code}");
     assert_eq!(
         status_code(
             Api::<ConfigMap>::all(all)
@@ -459,9 +494,15 @@ async fn kubectl_works_on_workspaces_and_virtual_workspaces() -> anyhow::Result<
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-vw\n  namespace: default\ndata: {{k: v}}\n"
         ),
     )?;
+    // The virtual workspace serves no OpenAPI, so kubectl cannot validate client-side there.
     let applied = kubectl(
         &one,
-        &["apply", "-f", &through_vw.display().to_string()],
+        &[
+            "apply",
+            "--validate=false",
+            "-f",
+            &through_vw.display().to_string(),
+        ],
         &env.log_dir,
     )?;
     assert!(
@@ -537,7 +578,7 @@ async fn a_new_export_gets_its_endpoint_slice_and_binds_in_its_own_workspace() -
         "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIBinding", "metadata": {"name": "widgets"},
         "spec": {"reference": {"export": {"path": b.path, "name": "widgets"}}},
     });
-    apply::apply(&client, &binding).await?;
+    bind(&client, &b.path, &binding, env.patience()).await?;
     binding_bound(&client, &b.path, "widgets", env.patience()).await?;
     let url = endpoint_url(&client, &b.path, "widgets", env.patience()).await?;
     assert_eq!(
@@ -570,84 +611,5 @@ async fn a_new_export_gets_its_endpoint_slice_and_binds_in_its_own_workspace() -
             .and_then(|a| a.get("kcp.io/cluster")),
         Some(&b.id)
     );
-    Ok(())
-}
-
-#[tokio::test]
-async fn metrics_count_open_watches_per_export_and_resource() -> anyhow::Result<()> {
-    let (env, topology) = given_kube_bind().await?;
-    if !env.is_sim() {
-        return Ok(()); // the stand-in's own metrics
-    }
-    let line =
-        r#"kcp_sim_vw_open_watches{export="kube-bind.io",resource="apibindings.apis.kcp.io"}"#;
-    let gauge = |text: &str| {
-        text.lines()
-            .find(|l| l.starts_with(line))
-            .and_then(|l| l.rsplit(' ').next())
-            .map(str::to_string)
-    };
-    let vw = env
-        .client_for(
-            &format!("{}/clusters/*", topology.endpoint_url),
-            &env.admin_token,
-        )
-        .await?;
-    let bindings = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("apis.kcp.io", "v1alpha1", "APIBinding"),
-        "apibindings",
-    );
-    let recorder = Recorder::start(
-        Api::<DynamicObject>::all_with(vw, &bindings),
-        watcher::Config::default(),
-    );
-    recorder
-        .wait(
-            "the APIBindings of bound workspaces",
-            env.patience(),
-            |seen| seen.iter().any(|s| s.what == "InitDone"),
-        )
-        .await;
-    wait_for("one open APIBinding watch", env.patience(), || async {
-        let text = env.metrics().await.unwrap_or_default();
-        match gauge(&text) {
-            Some(v) if v == "1" => Check::Done(()),
-            other => Check::Pending(format!("gauge {other:?}")),
-        }
-    })
-    .await?;
-    let seen = recorder.snapshot();
-    assert!(
-        seen.iter()
-            .filter(|s| s.what == "InitApply")
-            .all(|s| s.name == "kube-bind.io"),
-        "only bindings to kube-bind.io: {seen:?}"
-    );
-    drop(recorder);
-    wait_for("no open APIBinding watch", env.patience(), || async {
-        let text = env.metrics().await.unwrap_or_default();
-        match gauge(&text) {
-            Some(v) if v == "0" => Check::Done(()),
-            other => Check::Pending(format!("gauge {other:?}")),
-        }
-    })
-    .await?;
-    Ok(())
-}
-
-#[tokio::test]
-async fn the_ten_kube_bind_crds_install_through_the_compatibility_step() -> anyhow::Result<()> {
-    let env = Env::shared(&SPEC)?;
-    let consumer = env.workspace("consumer")?.client().await?;
-    apply::install_kube_bind_crds(&consumer, env.patience()).await?;
-    let crds = Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(consumer)
-        .list(&ListParams::default())
-        .await?;
-    let kube_bind = crds
-        .items
-        .iter()
-        .filter(|c| c.spec.group == "kube-bind.io")
-        .count();
-    assert_eq!(kube_bind, 10);
     Ok(())
 }

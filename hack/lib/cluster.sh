@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The local control plane in a state dir: one etcd, N kube-apiservers lc1..lcN sharing it
-# under their own --etcd-prefix, one kube-controller-manager each (recipe:
-# shared/control-plane.md). Requires KB_STATE, KB_BIN and log.sh, proc.sh, ports.sh, wait.sh.
+# under their own --etcd-prefix, one kube-controller-manager each (binaries from hack/build.sh).
+# Requires KB_STATE, KB_BIN and log.sh, proc.sh, ports.sh, wait.sh.
 # Sourced, never executed.
 #
 # Component names (pids, ports and logs/<name>.log use them): etcd, lcK-apiserver,
@@ -145,7 +145,7 @@ start_apiserver() {
   fi
   start_component "lc$k-apiserver" "$KB_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:${PORTS[etcd]}" --etcd-prefix "/lc$k" \
-    --bind-address 127.0.0.1 --secure-port "${PORTS[lc$k-apiserver]}" --insecure-port 0 \
+    --bind-address 127.0.0.1 --secure-port "${PORTS[lc$k-apiserver]}" \
     --advertise-address "$addr" --cert-dir "$KB_STATE/lc$k/certs" \
     --service-account-key-file "$KB_STATE/sa.pub" --service-account-signing-key-file "$KB_STATE/sa.key" \
     --service-account-issuer "$SA_ISSUER" --api-audiences "$SA_ISSUER" \
@@ -158,7 +158,7 @@ start_controller_manager() {
   local k=$1
   start_component "lc$k-controller-manager" "$KB_BIN/kube-controller-manager" \
     --kubeconfig "$KB_STATE/lc$k/kubeconfig" --bind-address 127.0.0.1 \
-    --secure-port "${PORTS[lc$k-controller-manager]}" --port 0 --cert-dir "$KB_STATE/lc$k/kcm-certs" \
+    --secure-port "${PORTS[lc$k-controller-manager]}" --cert-dir "$KB_STATE/lc$k/kcm-certs" \
     --service-account-private-key-file "$KB_STATE/sa.key" --root-ca-file "$KB_STATE/lc$k/ca.crt" \
     --use-service-account-credentials=false --controllers '*' --leader-elect=false \
     --service-cluster-ip-range "$SERVICE_CIDR"

@@ -1,4 +1,4 @@
-//! The subset of kcp's APIs (`apis.kcp.io`, `core.kcp.io`) the backend and the kcp stand-in use.
+//! The subset of kcp's APIs (`apis.kcp.io`, `core.kcp.io`) the backend uses.
 //!
 //! Only the fields we read or write are modelled; everything else is dropped on decode. These
 //! types are not written back whole by the backend (it uses patches), so nothing is lost.

@@ -39,12 +39,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// kcp mode, against the running kcp stand-in: kcp-config in root:kube-bind, providers bound
-    /// to kube-bind.io with the example APIs, the consumer, and the backend's kubeconfig.
+    /// kcp mode, against the kcp hack/kcp.sh runs: the workspaces, kcp-config in root:kube-bind,
+    /// providers bound to kube-bind.io with the example APIs, the consumer, and the backend's
+    /// kubeconfig.
     SetupKcp {
-        /// The stand-in's state dir (kcp-sim --state-dir).
+        /// hack/kcp.sh's state dir.
         #[arg(long)]
-        sim_state: PathBuf,
+        kcp_state: PathBuf,
         /// Where to write the backend's kubeconfig (its ServiceAccount's token).
         #[arg(long)]
         backend_kubeconfig: PathBuf,
@@ -111,14 +112,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             save(&setup, &out)
         }
         Command::SetupKcp {
-            sim_state,
+            kcp_state,
             backend_kubeconfig,
             work_dir,
             examples,
             out,
         } => {
             let setup = setup::kcp(
-                &sim_state,
+                &kcp_state,
                 &examples_dir(examples),
                 &backend_kubeconfig,
                 work_dir,

@@ -1,11 +1,13 @@
 //! ServiceAccount tokens: what a test or the quickstart needs to act as an identity other than
-//! admin (the controller-manager fills legacy token Secrets; 1.20 has no bound-token projection
-//! outside pods).
+//! admin, from a legacy token Secret (kcp-config's bootstrap has one) or the TokenRequest API.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::{Api, Client};
+use k8s_openapi::api::{
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    core::v1::{Secret, ServiceAccount},
+};
+use kube::{Api, Client, api::PostParams};
 
 use super::wait::{Check, WaitError, wait_for};
 
@@ -35,8 +37,8 @@ pub async fn secret_token(
     .await
 }
 
-/// The token of ServiceAccount `namespace/name`, from the token Secret the controller-manager
-/// creates for it.
+/// A token for ServiceAccount `namespace/name` from the TokenRequest API, valid for a day (the
+/// account may have just been created: a missing one is waited for).
 pub async fn service_account_token(
     client: &Client,
     namespace: &str,
@@ -44,27 +46,26 @@ pub async fn service_account_token(
     timeout: Duration,
 ) -> Result<String, WaitError> {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(24 * 3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     wait_for(
         format!("a token for ServiceAccount {namespace}/{name}"),
         timeout,
         || async {
-            let secret = match accounts.get_opt(name).await {
-                Ok(Some(account)) => account
-                    .secrets
-                    .and_then(|s| s.into_iter().find_map(|r| r.name)),
-                Ok(None) => return Check::Pending("no ServiceAccount".into()),
-                Err(err) => return Check::Pending(err.to_string()),
-            };
-            let Some(secret) = secret else {
-                return Check::Pending("no token Secret yet".into());
-            };
-            match secrets.get_opt(&secret).await {
-                Ok(Some(found)) => match token_of(&found) {
-                    Some(token) => Check::Done(token),
-                    None => Check::Pending(format!("Secret {secret} holds no token yet")),
+            match accounts
+                .create_token_request(name, &PostParams::default(), &request)
+                .await
+            {
+                Ok(answer) => match answer.status {
+                    Some(status) if !status.token.is_empty() => Check::Done(status.token),
+                    _ => Check::Pending("the TokenRequest returned no token".into()),
                 },
-                Ok(None) => Check::Pending(format!("Secret {secret} not found")),
                 Err(err) => Check::Pending(err.to_string()),
             }
         },

@@ -1,5 +1,4 @@
-//! Applying objects (kcp-config, CRDs) to a workspace: create, or replace what exists, with the
-//! CRD compatibility step for CustomResourceDefinitions.
+//! Applying objects (kcp-config, CRDs) to a workspace: create, or replace what exists.
 
 use std::time::Duration;
 
@@ -15,11 +14,10 @@ use super::{
     HarnessError,
     wait::{Check, wait_for},
 };
-use crate::crd_compat::make_crd_compatible;
 
 /// Creates `object`, or replaces it when it exists (keeping its resourceVersion).
 pub async fn apply(client: &Client, object: &Value) -> Result<DynamicObject, HarnessError> {
-    let mut object = object.clone();
+    let object = object.clone();
     let api_version = object
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -30,9 +28,6 @@ pub async fn apply(client: &Client, object: &Value) -> Result<DynamicObject, Har
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    if kind == "CustomResourceDefinition" {
-        make_crd_compatible(&mut object);
-    }
     let (group, version) = api_version
         .rsplit_once('/')
         .unwrap_or(("", api_version.as_str()));
@@ -74,7 +69,7 @@ fn keep_token(desired: &mut DynamicObject, live: &DynamicObject) {
     }
 }
 
-/// Applies CRDs (through the compatibility step) and waits until each is established.
+/// Applies CRDs as they are and waits until each is established.
 pub async fn install_crds(
     client: &Client,
     crds: &[Value],
@@ -122,8 +117,8 @@ pub async fn install_crds(
     Ok(())
 }
 
-/// Installs the ten kube-bind.io CRDs (`kube_bind_apis::crds::all()`) through the compatibility
-/// step and waits until they are established.
+/// Installs the ten kube-bind.io CRDs (`kube_bind_apis::crds::all()`, exactly as upstream ships
+/// them) and waits until they are established.
 pub async fn install_kube_bind_crds(
     client: &Client,
     timeout: Duration,

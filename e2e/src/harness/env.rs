@@ -8,30 +8,23 @@ use std::{
 };
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde_json::Value;
 
-use super::{
-    HarnessError, paths,
-    processes::{ControlPlane, SimProcess, spawn_reaper},
-};
-
-/// The workspaces a test binary needs, by name below `root` (`"kube-bind"` → `root:kube-bind`).
-#[derive(Debug)]
-pub struct EnvSpec {
-    pub workspaces: &'static [&'static str],
-}
+use super::{HarnessError, kcp_mode::KcpAccess, paths, processes::Launcher};
 
 /// One workspace (logical cluster) of the environment.
 #[derive(Clone, Debug)]
 pub struct Workspace {
     /// The name in the [`EnvSpec`].
     pub name: String,
-    /// `root:provider-a` (with the stand-in) or `root:e2e-<run>-provider-a` (real kcp).
+    /// `root:provider-a` (kcp started here), `root:e2e-<run>-provider-a` (a kcp elsewhere), or
+    /// `lcK` (a plain cluster).
     pub path: String,
-    /// The logical-cluster id (last segment of `LogicalCluster/cluster` `status.URL`).
+    /// The logical-cluster id (`spec.cluster` of the Workspace); empty for a plain cluster.
     pub id: String,
     /// An admin kubeconfig whose server is `<base>/clusters/<path>`.
     pub kubeconfig: PathBuf,
+    /// The shard it landed on (kcp worlds).
+    pub shard: Option<String>,
 }
 
 impl Workspace {
@@ -57,28 +50,86 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, Harness
     Ok(kube::Client::try_from(config)?)
 }
 
-enum Backend {
-    /// `members` maps workspace names to their `lcK` member number.
-    Sim {
-        control_plane: ControlPlane,
-        sim: SimProcess,
-        members: BTreeMap<String, usize>,
-    },
-    Kcp,
-    /// A stand-in started by someone else (`hack/quickstart.sh --kcp`); nothing is stopped here.
-    AttachedSim,
+/// Which world a test binary runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum World {
+    /// The local Kubernetes control plane: one cluster (apiserver `lcK`) per workspace name.
+    Plain,
+    /// Real kcp: started here with this many shards (`hack/kcp.sh`), or the kcp that
+    /// `KCP_KUBECONFIG` names. Workspaces are children of `root`.
+    Kcp { shards: usize },
 }
 
-/// The environment: where kcp (or the stand-in) is, its workspaces, and how to reach them.
+/// The world and the workspaces a test binary needs, by name below `root`
+/// (`"kube-bind"` → `root:kube-bind`).
+#[derive(Debug)]
+pub struct EnvSpec {
+    pub world: World,
+    pub workspaces: &'static [&'static str],
+    /// Workspaces placed on a shard (`(workspace, shard)`, by the shard's `shard` label); the
+    /// others go where kcp puts them.
+    pub placement: &'static [(&'static str, &'static str)],
+}
+
+impl EnvSpec {
+    /// Each workspace with the shard it is placed on, if any.
+    fn placed(&self) -> Vec<(String, Option<String>)> {
+        self.workspaces
+            .iter()
+            .map(|name| {
+                let shard = self
+                    .placement
+                    .iter()
+                    .find(|(w, _)| w == name)
+                    .map(|(_, s)| s.to_string());
+                (name.to_string(), shard)
+            })
+            .collect()
+    }
+
+    /// Real kcp with one shard and these workspaces.
+    pub const fn kcp(workspaces: &'static [&'static str]) -> Self {
+        EnvSpec {
+            world: World::Kcp { shards: 1 },
+            workspaces,
+            placement: &[],
+        }
+    }
+
+    /// The local control plane with one cluster per name.
+    pub const fn plain(clusters: &'static [&'static str]) -> Self {
+        EnvSpec {
+            world: World::Plain,
+            workspaces: clusters,
+            placement: &[],
+        }
+    }
+}
+
+pub(super) enum Backend {
+    /// `members` maps cluster names to their `lcK` member number.
+    ControlPlane {
+        launcher: Launcher,
+        members: BTreeMap<String, usize>,
+    },
+    /// kcp started by this harness (`hack/kcp.sh`).
+    Kcp { launcher: Launcher },
+    /// A kcp someone else runs (`KCP_KUBECONFIG`, or the quickstart's): nothing is stopped here.
+    ExternalKcp,
+}
+
+/// The environment: where the clusters or kcp are, the workspaces, and how to reach them.
 pub struct Env {
     backend: Backend,
     workspaces: BTreeMap<String, Workspace>,
-    /// `https://127.0.0.1:<port>` (stand-in) or the real kcp's base URL.
+    /// kcp's base URL (its front), or the first plain cluster's URL.
     pub base_url: String,
     /// PEM of the CA that signs the front's serving certificate.
     pub ca_pem: String,
-    /// The admin bearer token.
+    /// The admin bearer token (kcp: the static `system:kcp:admin` token of `hack/kcp.sh`).
     pub admin_token: String,
+    /// An admin kubeconfig of kcp's root workspace (kcp worlds only).
+    pub root_kubeconfig: Option<PathBuf>,
     /// `target/e2e-logs/<test binary>/`.
     pub log_dir: PathBuf,
 }
@@ -87,7 +138,7 @@ static SHARED: OnceLock<Result<Env, String>> = OnceLock::new();
 
 impl Env {
     /// The environment of this test binary, started on first use with `spec` (later callers
-    /// must pass the same spec). Blocks while starting (~20 s with the stand-in).
+    /// must pass the same spec). Blocks while starting (~30 s for kcp).
     pub fn shared(spec: &EnvSpec) -> Result<&'static Env, HarnessError> {
         let env = SHARED.get_or_init(|| Env::start(spec).map_err(|e| e.to_string()));
         match env {
@@ -104,99 +155,130 @@ impl Env {
     fn start(spec: &EnvSpec) -> Result<Env, HarnessError> {
         crate::install_crypto_provider();
         let log_dir = paths::log_dir();
-        match std::env::var_os("KCP_KUBECONFIG") {
-            Some(kubeconfig) => super::kcp_mode::start(spec, Path::new(&kubeconfig), log_dir),
-            None => Env::start_sim(spec, log_dir),
+        match (spec.world, std::env::var_os("KCP_KUBECONFIG")) {
+            (World::Kcp { .. }, Some(kubeconfig)) => {
+                std::fs::create_dir_all(&log_dir).map_err(|e| HarnessError::io(&log_dir, e))?;
+                let kubeconfig = PathBuf::from(kubeconfig);
+                let prefix = super::kcp_mode::run_prefix();
+                super::kcp_mode::attach(
+                    Backend::ExternalKcp,
+                    &kubeconfig,
+                    spec.placed(),
+                    &prefix,
+                    log_dir,
+                )
+            }
+            (World::Kcp { shards }, None) => {
+                Self::fresh_log_dir(&log_dir)?;
+                let shards = shards.to_string();
+                let launcher = Launcher::up(
+                    Launcher::KCP,
+                    log_dir.join("kcp"),
+                    &["--shards", &shards],
+                    log_dir.join("kcp.log"),
+                )?;
+                let kubeconfig = launcher.state.join("admin.kubeconfig");
+                super::kcp_mode::attach(
+                    Backend::Kcp { launcher },
+                    &kubeconfig,
+                    spec.placed(),
+                    "",
+                    log_dir,
+                )
+            }
+            (World::Plain, _) => Self::start_plain(spec, log_dir),
         }
     }
 
-    fn start_sim(spec: &EnvSpec, log_dir: PathBuf) -> Result<Env, HarnessError> {
-        let script = paths::repo_root().join("hack/control-plane.sh");
-        // Whatever a killed earlier run left running is stopped before its state is removed.
-        super::processes::stop_leftovers(&script, &log_dir);
-        let _ = std::fs::remove_dir_all(&log_dir);
-        std::fs::create_dir_all(&log_dir).map_err(|e| HarnessError::io(&log_dir, e))?;
-        let binary = paths::kcp_sim_binary().ok_or_else(|| {
-            HarnessError::Other("kcp-sim binary not found: build it (cargo build -p kube-bind-e2e) or set KCP_SIM_BIN".into())
-        })?;
-        let cp_state = log_dir.join("control-plane");
-        let cp_log = log_dir.join("control-plane.log");
-        let control_plane = ControlPlane::up(script, cp_state, spec.workspaces.len(), &cp_log)?;
-        let members: Vec<(String, PathBuf)> = spec
-            .workspaces
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (format!("root:{name}"), control_plane.kubeconfig(i + 1)))
-            .collect();
-        let sim_state = log_dir.join("kcp-sim");
-        let sim = SimProcess::start(&binary, &sim_state, &members, &log_dir.join("kcp-sim.log"))?;
-        spawn_reaper(
-            &[sim.pid],
-            Some((&control_plane.script, &control_plane.state)),
-            &log_dir.join("reaper.log"),
-        )?;
+    /// Stops what a killed earlier run left and starts with an empty log dir.
+    fn fresh_log_dir(log_dir: &Path) -> Result<(), HarnessError> {
+        super::processes::stop_leftovers(log_dir);
+        let _ = std::fs::remove_dir_all(log_dir);
+        std::fs::create_dir_all(log_dir).map_err(|e| HarnessError::io(log_dir, e))
+    }
 
-        let (base_url, ca_pem, workspaces) = read_sim_state(&sim_state, spec.workspaces)?;
-        let members = spec
-            .workspaces
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.to_string(), i + 1))
-            .collect();
+    fn start_plain(spec: &EnvSpec, log_dir: PathBuf) -> Result<Env, HarnessError> {
+        Self::fresh_log_dir(&log_dir)?;
+        let n = spec.workspaces.len().to_string();
+        let launcher = Launcher::up(
+            Launcher::CONTROL_PLANE,
+            log_dir.join("control-plane"),
+            &[&n],
+            log_dir.join("control-plane.log"),
+        )?;
+        let mut workspaces = BTreeMap::new();
+        let mut members = BTreeMap::new();
+        for (i, name) in spec.workspaces.iter().enumerate() {
+            let member = i + 1;
+            members.insert(name.to_string(), member);
+            workspaces.insert(
+                name.to_string(),
+                Workspace {
+                    name: name.to_string(),
+                    path: format!("lc{member}"),
+                    id: String::new(),
+                    kubeconfig: launcher.state.join(format!("lc{member}/kubeconfig")),
+                    shard: None,
+                },
+            );
+        }
+        let first = launcher.state.join("lc1");
+        let read = |file: &str| {
+            let path = first.join(file);
+            std::fs::read_to_string(&path).map_err(|e| HarnessError::io(&path, e))
+        };
+        let base_url = format!("https://127.0.0.1:{}", read("port")?.trim());
+        let ca_pem = read("ca.crt")?;
         Ok(Env {
-            backend: Backend::Sim {
-                control_plane,
-                sim,
-                members,
-            },
+            backend: Backend::ControlPlane { launcher, members },
             workspaces,
             base_url,
             ca_pem,
             admin_token: "admin-token".to_string(),
+            root_kubeconfig: None,
             log_dir,
         })
     }
 
-    /// The environment of a stand-in that already runs (e.g. `hack/quickstart.sh --kcp`), read
-    /// from its state dir: `workspaces` are names below `root`, as in an [`EnvSpec`]. Nothing is
-    /// started or stopped; kubeconfigs written by [`Env::write_kubeconfig`] go to `log_dir`.
-    pub fn attach_sim(
-        sim_state: &Path,
-        workspaces: &[&str],
+    /// The environment of a kcp that already runs (e.g. `hack/quickstart.sh --kcp`), given an
+    /// admin kubeconfig of its root workspace: `workspaces` (each with the shard to place it on,
+    /// if any) are made or found as children of `root` with exactly these names. Nothing is stopped here; kubeconfigs go to `log_dir`.
+    pub fn attach_kcp(
+        root_kubeconfig: &Path,
+        workspaces: Vec<(String, Option<String>)>,
         log_dir: PathBuf,
     ) -> Result<Env, HarnessError> {
         crate::install_crypto_provider();
-        let (base_url, ca_pem, workspaces) = read_sim_state(sim_state, workspaces)?;
-        Ok(Env {
-            backend: Backend::AttachedSim,
+        std::fs::create_dir_all(&log_dir).map_err(|e| HarnessError::io(&log_dir, e))?;
+        super::kcp_mode::attach(
+            Backend::ExternalKcp,
+            root_kubeconfig,
             workspaces,
-            base_url,
-            ca_pem,
-            admin_token: "admin-token".to_string(),
+            "",
             log_dir,
-        })
+        )
     }
 
     pub(super) fn new_kcp(
+        backend: Backend,
         workspaces: BTreeMap<String, Workspace>,
-        base_url: String,
-        ca_pem: String,
-        admin_token: String,
+        access: KcpAccess,
         log_dir: PathBuf,
     ) -> Env {
         Env {
-            backend: Backend::Kcp,
+            backend,
             workspaces,
-            base_url,
-            ca_pem,
-            admin_token,
+            base_url: access.base_url,
+            ca_pem: access.ca_pem,
+            admin_token: access.token,
+            root_kubeconfig: Some(access.root_kubeconfig),
             log_dir,
         }
     }
 
-    /// Whether this runs against the kcp stand-in (some tests need its control plane).
-    pub fn is_sim(&self) -> bool {
-        matches!(self.backend, Backend::Sim { .. } | Backend::AttachedSim)
+    /// Whether this is a kcp world (else the plain control plane).
+    pub fn is_kcp(&self) -> bool {
+        !matches!(self.backend, Backend::ControlPlane { .. })
     }
 
     pub fn workspace(&self, name: &str) -> Result<&Workspace, HarnessError> {
@@ -235,47 +317,65 @@ impl Env {
         Ok(file)
     }
 
-    fn member_of(&self, workspace: &str) -> Result<(&ControlPlane, usize), HarnessError> {
-        let Backend::Sim {
-            control_plane,
-            members,
-            ..
-        } = &self.backend
-        else {
-            return Err(HarnessError::SimOnly("restarting a member"));
+    fn control_plane_member(&self, cluster: &str) -> Result<(&Launcher, usize), HarnessError> {
+        let Backend::ControlPlane { launcher, members } = &self.backend else {
+            return Err(HarnessError::Unsupported(
+                "restarting a plain cluster's apiserver needs the local control plane",
+            ));
         };
         let member = members
-            .get(workspace)
-            .ok_or_else(|| HarnessError::UnknownWorkspace(workspace.to_string()))?;
-        Ok((control_plane, *member))
+            .get(cluster)
+            .ok_or_else(|| HarnessError::UnknownWorkspace(cluster.to_string()))?;
+        Ok((launcher, *member))
     }
 
-    /// Stops the apiserver serving `workspace` (data and port kept). Stand-in only.
-    pub fn stop_member(&self, workspace: &str) -> Result<(), HarnessError> {
-        let (cp, k) = self.member_of(workspace)?;
-        cp.stop_member(k, &self.log_dir.join("control-plane.log"))
+    /// Stops the apiserver of a plain cluster (data and port kept).
+    pub fn stop_member(&self, cluster: &str) -> Result<(), HarnessError> {
+        let (launcher, k) = self.control_plane_member(cluster)?;
+        launcher.run("stop-member", &[&k.to_string()])
     }
 
-    /// Starts it again and waits until it is ready. Stand-in only.
-    pub fn start_member(&self, workspace: &str) -> Result<(), HarnessError> {
-        let (cp, k) = self.member_of(workspace)?;
-        cp.start_member(k, &self.log_dir.join("control-plane.log"))
+    /// Starts it again and waits until it is ready.
+    pub fn start_member(&self, cluster: &str) -> Result<(), HarnessError> {
+        let (launcher, k) = self.control_plane_member(cluster)?;
+        launcher.run("start-member", &[&k.to_string()])
     }
 
-    /// The stand-in's Prometheus metrics text.
+    fn kcp_launcher(&self) -> Result<&Launcher, HarnessError> {
+        match &self.backend {
+            Backend::Kcp { launcher } => Ok(launcher),
+            _ => Err(HarnessError::Unsupported(
+                "controlling kcp's processes needs the kcp this harness started",
+            )),
+        }
+    }
+
+    /// `hack/kcp.sh <command> <state> <shard>`: `stop-shard`, `start-shard` (waits until
+    /// ready), `freeze` (SIGSTOP) or `thaw` (SIGCONT).
+    pub fn shard_command(&self, command: &str, shard: &str) -> Result<(), HarnessError> {
+        self.kcp_launcher()?.run(command, &[shard])
+    }
+
+    /// The shard serving `workspace` (as recorded when it was made).
+    pub fn shard_of(&self, workspace: &str) -> Result<String, HarnessError> {
+        self.workspace(workspace)?.shard.clone().ok_or_else(|| {
+            HarnessError::Other(format!("workspace {workspace} has no recorded shard"))
+        })
+    }
+
+    /// kcp's (or the plain cluster's) Prometheus metrics text, read as the admin (kcp serves
+    /// them in the root workspace).
     pub async fn metrics(&self) -> Result<String, HarnessError> {
         let client = self.client_for(&self.base_url, &self.admin_token).await?;
-        let request = http::Request::get("/metrics")
+        let path = if self.is_kcp() {
+            "/clusters/root/metrics"
+        } else {
+            "/metrics"
+        };
+        let request = http::Request::get(path)
             .body(Vec::new())
             .map_err(|e| HarnessError::Other(e.to_string()))?;
         Ok(client.request_text(request).await?)
-    }
-
-    /// Stops the stand-in early (it is stopped at exit anyway).
-    pub fn stop_sim(&self) {
-        if let Backend::Sim { sim, .. } = &self.backend {
-            sim.stop();
-        }
     }
 
     /// Names unique to this run, for objects tests create (`<prefix>-<pid>-<n>`).
@@ -310,47 +410,10 @@ impl Env {
     /// How long waits should allow for; longer against a real kcp.
     pub fn patience(&self) -> Duration {
         match self.backend {
-            Backend::Sim { .. } => Duration::from_secs(30),
-            // A person is waiting, maybe on a first run while other builds load the machine.
-            Backend::AttachedSim => Duration::from_secs(120),
-            Backend::Kcp => Duration::from_secs(90),
+            Backend::ControlPlane { .. } => Duration::from_secs(30),
+            Backend::Kcp { .. } => Duration::from_secs(90),
+            // Maybe a person is waiting on a first run while builds load the machine.
+            Backend::ExternalKcp => Duration::from_secs(120),
         }
     }
-}
-
-/// Reads a stand-in's state dir: its base URL, CA, and the workspaces `names` (below `root`).
-fn read_sim_state(
-    sim_state: &Path,
-    names: &[&str],
-) -> Result<(String, String, BTreeMap<String, Workspace>), HarnessError> {
-    let read = |name: &str| {
-        let file = sim_state.join(name);
-        std::fs::read_to_string(&file).map_err(|e| HarnessError::io(&file, e))
-    };
-    let base_url = read("base-url")?;
-    let ca_pem = read("ca.crt")?;
-    let clusters: Vec<Value> = serde_json::from_str(&read("clusters.json")?)
-        .map_err(|e| HarnessError::Other(format!("clusters.json: {e}")))?;
-    let mut workspaces = BTreeMap::new();
-    for name in names {
-        let path = format!("root:{name}");
-        let id = clusters
-            .iter()
-            .find(|c| c["path"] == path.as_str())
-            .and_then(|c| c["id"].as_str())
-            .ok_or_else(|| HarnessError::Other(format!("kcp-sim has no workspace {path}")))?;
-        let kubeconfig = sim_state
-            .join("kubeconfigs")
-            .join(format!("{}.kubeconfig", path.replace(':', ".")));
-        workspaces.insert(
-            name.to_string(),
-            Workspace {
-                name: name.to_string(),
-                path,
-                id: id.to_string(),
-                kubeconfig,
-            },
-        );
-    }
-    Ok((base_url, ca_pem, workspaces))
 }

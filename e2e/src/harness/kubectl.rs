@@ -1,4 +1,5 @@
-//! Running the real `kubectl`, logged to `kubectl.log` in the log dir.
+//! Running the test world's `kubectl` (see [`super::paths::kubectl`]), logged to `kubectl.log`
+//! in the log dir.
 
 use std::{io::Write, path::Path, process::Command};
 
@@ -18,7 +19,7 @@ pub fn kubectl(
     args: &[&str],
     log_dir: &Path,
 ) -> Result<KubectlOutput, HarnessError> {
-    let output = Command::new("kubectl")
+    let output = Command::new(super::paths::kubectl())
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
@@ -28,12 +29,7 @@ pub fn kubectl(
     let out = KubectlOutput {
         success: output.status.success(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        // kubectl 1.32 warns about the version skew with 1.20 on every call.
-        stderr: String::from_utf8_lossy(&output.stderr)
-            .lines()
-            .filter(|l| !l.contains("version difference"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     };
     let log = log_dir.join("kubectl.log");
     if let Ok(mut f) = std::fs::OpenOptions::new()

@@ -1,16 +1,17 @@
-//! The e2e harness: one environment per test binary (control plane + kcp stand-in, or a real kcp
-//! when `KCP_KUBECONFIG` is set), workspaces, clients, waits, and the kube-bind topology.
+//! The e2e harness: one environment per test binary (the local control plane, or real kcp started
+//! here, or the kcp `KCP_KUBECONFIG` names), workspaces, clients, waits, and the kube-bind
+//! topology.
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::Namespace;
 //! use kube::{Api, api::ListParams};
 //! use kube_bind_e2e::harness::{Env, EnvSpec, topology::setup_kube_bind};
 //!
-//! static SPEC: EnvSpec = EnvSpec { workspaces: &["kube-bind", "provider-a", "consumer"] };
+//! static SPEC: EnvSpec = EnvSpec::kcp(&["kube-bind", "provider-a", "consumer"]);
 //!
 //! // #[tokio::test]
 //! async fn provider_namespaces_are_visible_through_the_virtual_workspace() -> anyhow::Result<()> {
-//!     let env = Env::shared(&SPEC)?; // control plane + stand-in, once per test binary
+//!     let env = Env::shared(&SPEC)?; // kcp, once per test binary
 //!     let kcp = setup_kube_bind(env, "kube-bind", &["provider-a"], Some("consumer")).await?;
 //!     let vw = env.client_for(&format!("{}/clusters/*", kcp.endpoint_url), &env.admin_token).await?;
 //!     let namespaces = Api::<Namespace>::all(vw).list(&ListParams::default()).await?;
@@ -32,7 +33,7 @@ pub mod wait;
 
 use std::path::{Path, PathBuf};
 
-pub use env::{Env, EnvSpec, Workspace};
+pub use env::{Env, EnvSpec, Workspace, World};
 pub use wait::{Check, wait_for};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +51,8 @@ pub enum HarnessError {
     Earlier(String),
     #[error("no workspace {0:?} in this environment (declare it in the EnvSpec)")]
     UnknownWorkspace(String),
-    #[error("{0} needs the kcp stand-in; it is not possible against a real kcp")]
-    SimOnly(&'static str),
+    #[error("{0}; this environment cannot do it")]
+    Unsupported(&'static str),
     #[error("kubeconfig {path}: {message}")]
     Kubeconfig { path: PathBuf, message: String },
     #[error("{0}")]

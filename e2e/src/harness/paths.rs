@@ -50,31 +50,25 @@ pub fn log_dir() -> PathBuf {
     target_dir().join("e2e-logs").join(name)
 }
 
-/// The `kcp-sim` binary: `KCP_SIM_BIN`, else next to the test binary's profile dir, else built
-/// with cargo (tests of other packages reuse the harness without building it themselves).
-pub fn kcp_sim_binary() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("KCP_SIM_BIN") {
-        return Some(PathBuf::from(bin));
+/// The test world's binaries (`hack/build.sh`): `KB_BIN`, else `$KB_CACHE/bin`, else
+/// `~/.cache/kube-bind-rs/bin`.
+pub fn tool_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KB_BIN") {
+        return PathBuf::from(dir);
     }
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    let bin = profile_dir.join("kcp-sim");
-    if bin.exists() {
-        return Some(bin);
+    if let Some(cache) = std::env::var_os("KB_CACHE") {
+        return PathBuf::from(cache).join("bin");
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "kube-bind-e2e",
-            "--bin",
-            "kcp-sim",
-            "--manifest-path",
-        ])
-        .arg(repo_root().join("Cargo.toml"))
-        .status()
-        .is_ok_and(|s| s.success());
-    (built && bin.exists()).then_some(bin)
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache/kube-bind-rs/bin")
+}
+
+/// `kubectl` of the test world (the apiservers' minor), else whatever `kubectl` is on PATH.
+pub fn kubectl() -> PathBuf {
+    let ours = tool_dir().join("kubectl");
+    if ours.exists() {
+        ours
+    } else {
+        PathBuf::from("kubectl")
+    }
 }

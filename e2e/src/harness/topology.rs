@@ -51,8 +51,10 @@ pub async fn setup_kube_bind(
     for mut object in objects {
         if object["kind"] == "APIBinding" {
             object["spec"]["reference"]["export"]["path"] = json!(home.path);
+            bind(&home_client, &home.path, &object, patience).await?;
+        } else {
+            apply::apply(&home_client, &object).await?;
         }
-        apply::apply(&home_client, &object).await?;
     }
     binding_bound(&home_client, &home.path, kcp_config::EXPORT_NAME, patience)
         .await
@@ -63,7 +65,7 @@ pub async fn setup_kube_bind(
     for name in providers {
         let ws = env.workspace(name)?.clone();
         let client = ws.client().await?;
-        apply::apply(&client, &binding).await?;
+        bind(&client, &ws.path, &binding, patience).await?;
         binding_bound(&client, &ws.path, kcp_config::EXPORT_NAME, patience)
             .await
             .map_err(|e| HarnessError::Other(e.to_string()))?;
@@ -78,6 +80,37 @@ pub async fn setup_kube_bind(
         consumer,
         endpoint_url,
     })
+}
+
+/// Creates (or replaces) an APIBinding. Right after its APIExport is created, kcp's admission
+/// answers 403 "no permission to bind" until it has resolved the export: that is retried.
+pub async fn bind(
+    client: &kube::Client,
+    workspace: &str,
+    binding: &Value,
+    timeout: Duration,
+) -> Result<(), HarnessError> {
+    let name = binding["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    wait_for(
+        format!("APIBinding {workspace}/{name} to be admitted"),
+        timeout,
+        || async {
+            match apply::apply(client, binding).await {
+                Ok(_) => Check::Done(Ok(())),
+                Err(HarnessError::Kube(kube::Error::Api(status)))
+                    if status.code == 403 && status.message.contains("no permission to bind") =>
+                {
+                    Check::Pending(status.message)
+                }
+                Err(other) => Check::Done(Err(other)),
+            }
+        },
+    )
+    .await
+    .map_err(|e| HarnessError::Other(e.to_string()))?
 }
 
 /// Waits until the APIExportEndpointSlice `name` lists an endpoint, and returns its URL.

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Which quickstart runs: one plain cluster, or the kcp stand-in with workspaces.
+/// Which quickstart runs: one plain cluster, or real kcp with workspaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -44,10 +44,39 @@ pub struct Setup {
     pub backend_identity: String,
     pub providers: Vec<ProviderCluster>,
     pub consumer_kubeconfig: PathBuf,
-    /// kcp: the stand-in's base URL.
+    /// kcp: its base URL (the only shard's, or the front-proxy's).
     pub kcp_base_url: Option<String>,
     /// kcp: the `kube-bind.io` APIExportEndpointSlice URL (the virtual workspace).
     pub endpoint_url: Option<String>,
+    /// kcp: every workspace the quickstart made, with its logical cluster and shard.
+    #[serde(default)]
+    pub workspaces: Vec<WorkspaceInfo>,
+    /// kcp: its shards (from `hack/kcp.sh`'s `shards.json`).
+    #[serde(default)]
+    pub shards: Vec<ShardInfo>,
+    /// kcp: the process id of each kcp process (shards, cache server, front-proxy) by name.
+    #[serde(default)]
+    pub kcp_pids: std::collections::BTreeMap<String, u32>,
+}
+
+/// A kcp workspace of the quickstart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceInfo {
+    /// `root:provider-a`.
+    pub path: String,
+    /// Its logical-cluster id.
+    pub cluster: String,
+    /// The shard it is on.
+    pub shard: Option<String>,
+}
+
+/// One kcp shard, as `hack/kcp.sh` started it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    pub name: String,
+    pub url: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub pid: u32,
 }
 
 /// A progress line on stderr, in the style of the hack/ scripts' logs.

@@ -86,7 +86,7 @@ pub fn summary(
     let mut out = String::new();
     let mode = match setup.mode {
         Mode::Plain => "plain cluster",
-        Mode::Kcp => "kcp stand-in",
+        Mode::Kcp => "kcp",
     };
     let _ = writeln!(out, "\nkube-bind quickstart is up ({mode}).\n");
     let _ = writeln!(out, "backend   {backend_url}");
@@ -166,6 +166,9 @@ mod tests {
             consumer_kubeconfig: "/q/consumer.kubeconfig".into(),
             kcp_base_url: Some("https://127.0.0.1:6443".into()),
             endpoint_url: Some("https://127.0.0.1:6443/services/apiexport/x/kube-bind.io".into()),
+            workspaces: Vec::new(),
+            shards: Vec::new(),
+            kcp_pids: Default::default(),
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! - plain: the provider cluster gets the kube-bind CRDs, the example CRDs, templates and the
 //!   collection; the consumer cluster gets the APIServiceBinding CRD.
-//! - kcp: `root:kube-bind` gets kcp-config and each provider workspace binds `kube-bind.io`
+//! - kcp: the workspaces are made through the tenancy API; `root:kube-bind` gets kcp-config and
+//!   each provider workspace binds `kube-bind.io`
 //!   (both through [`setup_kube_bind`]); each provider workspace then gets the example schemas,
 //!   its `cowboys-stable` export bound locally, templates and the collection; the consumer
 //!   workspace gets the APIServiceBinding CRD. The backend's kubeconfig carries the token of its
@@ -19,7 +20,7 @@ use kube_bind_apis::kcp_config;
 use serde_json::Value;
 
 use super::{
-    Mode, ProviderCluster, Setup,
+    Mode, ProviderCluster, Setup, ShardInfo, WorkspaceInfo,
     examples::{self, Examples, ExamplesError, describe},
     say,
 };
@@ -34,7 +35,7 @@ use crate::harness::{
 
 /// How long each step may take on a busy machine (first runs compete with builds).
 const PATIENCE: Duration = Duration::from_secs(120);
-/// The stand-in's workspaces, below `root`.
+/// The quickstart's workspaces, below `root`.
 pub const HOME: &str = "kube-bind";
 pub const PROVIDERS: &[&str] = &["provider-a", "provider-b"];
 pub const CONSUMER: &str = "consumer";
@@ -64,7 +65,7 @@ pub async fn plain(
 ) -> Result<Setup, SetupError> {
     let provider = client_from_kubeconfig(provider_kubeconfig).await?;
     let consumer = client_from_kubeconfig(consumer_kubeconfig).await?;
-    say("provider: kube-bind CRDs (apis/crds, through the CRD compatibility step)");
+    say("provider: kube-bind CRDs (apis/crds, as upstream ships them)");
     apply::install_kube_bind_crds(&provider, PATIENCE).await?;
     say("provider: example CRDs cowboys.wildwest.dev and sheriffs.wildwest.dev");
     apply::install_crds(&provider, &examples.load(examples::CRDS)?, PATIENCE).await?;
@@ -84,20 +85,48 @@ pub async fn plain(
         consumer_kubeconfig: consumer_kubeconfig.to_path_buf(),
         kcp_base_url: None,
         endpoint_url: None,
+        workspaces: Vec::new(),
+        shards: Vec::new(),
+        kcp_pids: Default::default(),
     })
 }
 
-/// kcp mode, against the running stand-in in `sim_state`. The backend's kubeconfig is written to
-/// `backend_kubeconfig`; `work_dir` takes the harness's scratch kubeconfigs.
+/// kcp mode, against the kcp `hack/kcp.sh` runs in `kcp_state`: makes the workspaces through
+/// the tenancy API (with two or more shards, `provider-b` goes to `shard-1` and the rest to the
+/// root shard), then sets them up. The backend's kubeconfig is written to `backend_kubeconfig`;
+/// `work_dir` takes the harness's scratch kubeconfigs.
 pub async fn kcp(
-    sim_state: &Path,
+    kcp_state: &Path,
     examples: &Examples,
     backend_kubeconfig: &Path,
     work_dir: PathBuf,
 ) -> Result<Setup, SetupError> {
-    let mut names = vec![HOME, CONSUMER];
-    names.extend(PROVIDERS);
-    let env = Env::attach_sim(sim_state, &names, work_dir)?;
+    let shards = read_shards(kcp_state)?;
+    let sharded = shards.len() > 1;
+    let mut names: Vec<(String, Option<String>)> = Vec::new();
+    for name in [HOME, PROVIDERS[0], PROVIDERS[1], CONSUMER] {
+        let shard = match (sharded, name == PROVIDERS[1]) {
+            (false, _) => None,
+            (true, true) => Some("shard-1".to_string()),
+            (true, false) => Some("root".to_string()),
+        };
+        names.push((name.to_string(), shard));
+    }
+    say(format!(
+        "workspaces root:{HOME}, root:{}, root:{} and root:{CONSUMER} (tenancy.kcp.io){}",
+        PROVIDERS[0],
+        PROVIDERS[1],
+        if sharded {
+            format!("; root:{} on shard-1, the others on root", PROVIDERS[1])
+        } else {
+            String::new()
+        }
+    ));
+    let root_kubeconfig = kcp_state.join("admin.kubeconfig");
+    let env =
+        tokio::task::spawn_blocking(move || Env::attach_kcp(&root_kubeconfig, names, work_dir))
+            .await
+            .map_err(|e| HarnessError::Other(format!("making workspaces: {e}")))??;
     let provider_paths: Vec<String> = PROVIDERS.iter().map(|p| format!("root:{p}")).collect();
     say(format!(
         "root:{HOME}: kcp-config (APIExport {}, schemas, RBAC, bootstrap, self-binding); \
@@ -154,7 +183,49 @@ pub async fn kcp(
         consumer_kubeconfig: consumer.kubeconfig,
         kcp_base_url: Some(env.base_url.clone()),
         endpoint_url: Some(topology.endpoint_url),
+        workspaces: [HOME, PROVIDERS[0], PROVIDERS[1], CONSUMER]
+            .iter()
+            .map(|name| {
+                env.workspace(name).map(|ws| WorkspaceInfo {
+                    path: ws.path.clone(),
+                    cluster: ws.id.clone(),
+                    shard: ws.shard.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        shards,
+        kcp_pids: read_pids(kcp_state)?,
     })
+}
+
+/// `hack/kcp.sh`'s `shards.json`.
+fn read_shards(kcp_state: &Path) -> Result<Vec<ShardInfo>, SetupError> {
+    let file = kcp_state.join("shards.json");
+    let text = std::fs::read_to_string(&file).map_err(|source| SetupError::Io {
+        what: format!(
+            "reading {} (is kcp running? hack/kcp.sh up)",
+            file.display()
+        ),
+        source,
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| HarnessError::Other(format!("{}: {e}", file.display())).into())
+}
+
+/// `hack/kcp.sh`'s `pids` ("name pid" lines).
+fn read_pids(kcp_state: &Path) -> Result<std::collections::BTreeMap<String, u32>, SetupError> {
+    let file = kcp_state.join("pids");
+    let text = std::fs::read_to_string(&file).map_err(|source| SetupError::Io {
+        what: format!("reading {}", file.display()),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (name, pid) = line.split_once(' ')?;
+            Some((name.to_string(), pid.trim().parse().ok()?))
+        })
+        .collect())
 }
 
 /// Writes the backend's kubeconfig for `home`: the token of kcp-config's ServiceAccount
@@ -259,7 +330,7 @@ fn install_file(from: &Path, target: &Path) -> Result<(), SetupError> {
 }
 
 /// The logical-cluster id a user reads: the last segment of `LogicalCluster cluster`'s
-/// `status.URL` (checked against what the stand-in reports).
+/// `status.URL` (checked against the Workspace's `spec.cluster`).
 async fn logical_cluster_id(ws: &Workspace) -> Result<String, SetupError> {
     let api: Api<DynamicObject> = Api::all_with(
         ws.client().await?,
@@ -280,7 +351,7 @@ async fn logical_cluster_id(ws: &Workspace) -> Result<String, SetupError> {
         return Err(SetupError::Workspace {
             workspace: ws.path.clone(),
             message: format!(
-                "LogicalCluster cluster says id {id:?}, the stand-in says {:?}",
+                "LogicalCluster cluster says id {id:?}, its Workspace says {:?}",
                 ws.id
             ),
         });

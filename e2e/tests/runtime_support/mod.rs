@@ -1,4 +1,4 @@
-//! The backend's multicluster runtime run in-process against the stand-in (or a real cluster),
+//! The backend's multicluster runtime run in-process against real kcp or a plain cluster,
 //! with a small test reconciler, so integration tests can watch it engage clusters and reconcile.
 
 #![allow(dead_code)]
@@ -29,8 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 /// The condition message the test reconciler writes for an export of `n` resources.
 pub fn reconciled_message(n: usize) -> String {
-    format!("reconciled {n} resource(s)")
+    format!("reconciled mark {n}")
 }
+
+/// The annotation tests change to see a reconcile happen (`spec.resources` is immutable).
+pub const MARK: &str = "e2e.kube-bind.io/mark";
 
 /// Writes `Ready=True` with [`reconciled_message`] into every APIServiceExport's status.
 pub struct ExportReconciler {
@@ -58,7 +61,7 @@ impl Reconciler for ExportReconciler {
         self.reconciles.fetch_add(1, Ordering::SeqCst);
         let want = format!(
             "{} by {}",
-            reconciled_message(export.spec.resources.len()),
+            reconciled_message(mark_of(&export)),
             self.replica
         );
         let current = export
@@ -261,29 +264,45 @@ async fn config_from(kubeconfig: &Path) -> anyhow::Result<kube::Config> {
     )
 }
 
-/// An APIServiceExport `name` in namespace `default` exporting `resources` resources.
-pub fn export(name: &str, resources: usize) -> serde_json::Value {
-    let resources: Vec<_> =
-        (0..resources).map(|i| json!({"group": "wildwest.dev", "resource": format!("cowboys{i}"), "versions": ["v1"]})).collect();
+/// The [`MARK`] annotation's number (0 when missing or not a number).
+fn mark_of(export: &APIServiceExport) -> usize {
+    export
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(MARK))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An APIServiceExport `name` in namespace `default` carrying [`MARK`] `mark`.
+pub fn export(name: &str, mark: usize) -> serde_json::Value {
     json!({
         "apiVersion": "kube-bind.io/v1alpha2",
         "kind": "APIServiceExport",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"resources": resources, "informerScope": "Namespaced"},
+        "metadata": {"name": name, "namespace": "default", "annotations": {MARK: mark.to_string()}},
+        "spec": {
+            "resources": [{"group": "wildwest.dev", "resource": "cowboys", "versions": ["v1"]}],
+            "informerScope": "Namespaced",
+        },
     })
 }
 
 /// The same export written through the served `v1alpha1` version by an older consumer: read as
 /// `v1alpha2` (conversion `None`) it lacks `spec.resources`, so it does not decode.
+///
+/// Upstream's v1alpha1 schema requires the name `<plural>.<group>` (CEL), so `name` must have
+/// that form (e.g. `old-shape-1.wildwest.dev`).
 pub fn v1alpha1_export(name: &str) -> serde_json::Value {
+    let (plural, group) = name.split_once('.').unwrap_or((name, "wildwest.dev"));
     json!({
         "apiVersion": "kube-bind.io/v1alpha1",
         "kind": "APIServiceExport",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {
             "informerScope": "Namespaced",
-            "group": "wildwest.dev",
-            "names": {"plural": "cowboys", "kind": "Cowboy"},
+            "group": group,
+            "names": {"plural": plural, "kind": "Cowboy"},
             "scope": "Namespaced",
             "versions": [{"name": "v1", "served": true, "storage": true,
                           "schema": {"openAPIV3Schema": {"type": "object"}}}],
@@ -335,17 +354,17 @@ pub async fn wait_ready_message(
     Ok(())
 }
 
-/// Waits until the test reconciler marked APIServiceExport `default/name` for `resources` resources.
+/// Waits until the test reconciler saw APIServiceExport `default/name` with [`MARK`] `mark`.
 pub async fn wait_reconciled(
     client: &kube::Client,
     name: &str,
-    resources: usize,
+    mark: usize,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     wait_ready_message(
         client,
         name,
-        &reconciled_message(resources),
+        &reconciled_message(mark),
         "Reconciled",
         timeout,
     )
