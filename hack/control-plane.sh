@@ -41,12 +41,7 @@ source "$HACK_DIR/lib/build.sh"
 # shellcheck source=lib/cluster.sh
 source "$HACK_DIR/lib/cluster.sh"
 
-# set_state DIR: the absolute state dir (command lines are matched against it).
-set_state() {
-  [[ -n ${1:-} ]] || { usage >&2; die "missing STATE_DIR"; }
-  KB_STATE=$(realpath -m "$1")
-  [[ $KB_STATE != / ]] || die "refusing / as state dir"
-}
+set_state() { state_dir_set "${1:-}" usage; }
 
 # require_member K: K must name an existing member of the state dir.
 require_member() {

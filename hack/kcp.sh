@@ -48,11 +48,7 @@ source "$HACK_DIR/lib/build.sh"
 # shellcheck source=lib/kcp.sh
 source "$HACK_DIR/lib/kcp.sh"
 
-set_state() {
-  [[ -n ${1:-} ]] || { usage >&2; die "missing STATE_DIR"; }
-  KB_STATE=$(realpath -m "$1")
-  [[ $KB_STATE != / ]] || die "refusing / as state dir"
-}
+set_state() { state_dir_set "${1:-}" usage; }
 
 # require_shard NAME: NAME must be a shard of the state dir.
 require_shard() {

@@ -23,6 +23,14 @@ proc_owned() {
   [[ $cmdline == *"$dir/"* ]]
 }
 
+# state_dir_set DIR USAGE_FUNCTION: KB_STATE becomes DIR made absolute (command lines are matched
+# against it); a missing DIR prints the usage and dies.
+state_dir_set() {
+  [[ -n ${1:-} ]] || { "$2" >&2; die "missing STATE_DIR"; }
+  KB_STATE=$(realpath -m "$1")
+  [[ $KB_STATE != / ]] || die "refusing / as state dir"
+}
+
 pids_file() { printf '%s/pids\n' "$KB_STATE"; }
 
 # Recorded pid of NAME, or nothing.
