@@ -78,6 +78,20 @@ async fn create_labelled_configmap_in(
     Ok(())
 }
 
+/// An admin client of the `kube-bind.io` virtual workspace for `cluster` (an id, or `*` for all).
+async fn vw_as_admin(
+    env: &Env,
+    topology: &KubeBindTopology,
+    cluster: &str,
+) -> anyhow::Result<Client> {
+    Ok(env
+        .client_for(
+            &format!("{}/clusters/{cluster}", topology.endpoint_url),
+            &env.admin_token,
+        )
+        .await?)
+}
+
 fn status_code(result: Result<impl std::fmt::Debug, kube::Error>) -> u16 {
     match result {
         Err(kube::Error::Api(e)) => e.code,
@@ -163,12 +177,7 @@ async fn wildcard_watch_sees_bound_workspaces_and_follows_binds_and_unbinds() ->
         }
     })
     .await?;
-    let all = env
-        .client_for(
-            &format!("{}/clusters/*", topology.endpoint_url),
-            &env.admin_token,
-        )
-        .await?;
+    let all = vw_as_admin(env, topology, "*").await?;
     let listed = Api::<ConfigMap>::all(all)
         .list(&ListParams::default().labels(&format!("e2e={label}")))
         .await?;
@@ -227,12 +236,7 @@ async fn a_client_reconnecting_often_misses_nothing_and_sees_nothing_twice() -> 
     let (a, b) = (env.workspace("provider-a")?, env.workspace("provider-b")?);
     let (a_client, b_client) = (a.client().await?, b.client().await?);
     let label = env.unique("reconnect");
-    let vw = env
-        .client_for(
-            &format!("{}/clusters/*", topology.endpoint_url),
-            &env.admin_token,
-        )
-        .await?;
+    let vw = vw_as_admin(env, topology, "*").await?;
     // Every 2 s the server ends the watch; kube-rs resumes from the last resourceVersion it saw,
     // which the virtual workspace must map back to where each workspace's stream was.
     let config = watcher::Config::default()
@@ -274,18 +278,8 @@ async fn resources_outside_the_export_and_unbound_clusters_are_forbidden() -> an
     let (env, topology) = given_kube_bind().await?;
     let a = env.workspace("provider-a")?;
     let consumer = env.workspace("consumer")?;
-    let one = env
-        .client_for(
-            &format!("{}/clusters/{}", topology.endpoint_url, a.id),
-            &env.admin_token,
-        )
-        .await?;
-    let all = env
-        .client_for(
-            &format!("{}/clusters/*", topology.endpoint_url),
-            &env.admin_token,
-        )
-        .await?;
+    let one = vw_as_admin(env, topology, &a.id).await?;
+    let all = vw_as_admin(env, topology, "*").await?;
 
     assert_eq!(
         status_code(
@@ -321,12 +315,7 @@ async fn resources_outside_the_export_and_unbound_clusters_are_forbidden() -> an
         ),
         200
     );
-    let unbound = env
-        .client_for(
-            &format!("{}/clusters/{}", topology.endpoint_url, consumer.id),
-            &env.admin_token,
-        )
-        .await?;
+    let unbound = vw_as_admin(env, topology, &consumer.id).await?;
     assert_eq!(
         status_code(
             Api::<ConfigMap>::namespaced(unbound, "default")

@@ -218,14 +218,6 @@ kcp_processes() {
   fi
 }
 
-kcp_all_running() {
-  local name
-  [[ -f $KB_STATE/shards ]] || return 1
-  for name in $(kcp_processes); do
-    component_running "$name" || return 1
-  done
-}
-
 kcp_up() {
   local shards=$1 t name
   local -a running=()
@@ -237,7 +229,8 @@ kcp_up() {
     done
   fi
   if ((${#running[@]})); then
-    if [[ $(shard_count) == "$shards" ]] && kcp_all_running && kcp_ready "$(kcp_front_url)"; then
+    if [[ $(shard_count) == "$shards" ]] && ((${#running[@]} == $(kcp_processes | wc -l))) &&
+      kcp_ready "$(kcp_front_url)"; then
       log "kcp already up in $KB_STATE ($shards shard(s)): $(kcp_front_url)"
       return 0
     fi
@@ -271,18 +264,11 @@ _kcp_on_failed_up() {
 
 kcp_stop_all() {
   local name
-  local -a order=()
   [[ -f $KB_STATE/pids ]] || return 0
   # The front first, the cache server last.
-  for name in front-proxy $(shard_names | tac); do order+=("$name"); done
-  for name in "${order[@]}"; do
-    # A frozen process cannot act on SIGTERM.
-    local pid
-    pid=$(pids_get "$name")
-    [[ -n $pid ]] && proc_owned "$pid" && kill -CONT "$pid" 2>/dev/null
+  for name in front-proxy $(shard_names | tac) cache-server; do
     proc_stop "$name"
   done
-  proc_stop cache-server
 }
 
 kcp_down() {
@@ -301,11 +287,9 @@ kcp_down() {
 }
 
 kcp_stop_shard() {
-  local name=$1 pid t
+  local name=$1 t
   kcp_lock
   t=$(kb_now)
-  pid=$(pids_get "$name")
-  [[ -n $pid ]] && proc_owned "$pid" && kill -CONT "$pid" 2>/dev/null
   proc_stop "$name"
   log "shard $name stopped in $(kb_elapsed "$t") s (ports and data kept; start-shard to start it again)"
 }

@@ -116,8 +116,9 @@ _wait_gone() {
   done
 }
 
-# proc_stop NAME...: TERM the recorded, still-owned pids, KILL what is left after
-# KB_STOP_GRACE seconds (default 10), and drop the names from the pids file.
+# proc_stop NAME...: TERM the recorded, still-owned pids (and CONT them: a frozen process only
+# acts on TERM once it runs again), KILL what is left after KB_STOP_GRACE seconds (default 10),
+# and drop the names from the pids file.
 proc_stop() {
   local name pid
   local -a live=()
@@ -125,6 +126,7 @@ proc_stop() {
     pid=$(pids_get "$name")
     if [[ -n $pid ]] && proc_owned "$pid"; then
       kill -TERM "$pid" 2>/dev/null || true
+      kill -CONT "$pid" 2>/dev/null || true
       live+=("$pid")
     fi
   done

@@ -128,8 +128,6 @@ pub struct Env {
     pub ca_pem: String,
     /// The admin bearer token (kcp: the static `system:kcp:admin` token of `hack/kcp.sh`).
     pub admin_token: String,
-    /// An admin kubeconfig of kcp's root workspace (kcp worlds only).
-    pub root_kubeconfig: Option<PathBuf>,
     /// `target/e2e-logs/<test binary>/`.
     pub log_dir: PathBuf,
 }
@@ -235,7 +233,6 @@ impl Env {
             base_url,
             ca_pem,
             admin_token: "admin-token".to_string(),
-            root_kubeconfig: None,
             log_dir,
         })
     }
@@ -271,7 +268,6 @@ impl Env {
             base_url: access.base_url,
             ca_pem: access.ca_pem,
             admin_token: access.token,
-            root_kubeconfig: Some(access.root_kubeconfig),
             log_dir,
         }
     }

@@ -44,11 +44,11 @@ pub fn shard_hash(name: &str) -> String {
     digits.iter().rev().take(8).collect()
 }
 
-/// The name of the shard whose [`shard_hash`] is `hash`, among the Shards of the root workspace.
-async fn shard_named_by(access: &KcpAccess, hash: &str) -> Result<Option<String>, HarnessError> {
-    let root = client_from_kubeconfig(&access.root_kubeconfig).await?;
+/// The name of the shard whose [`shard_hash`] is `hash`, among the Shards of the root workspace
+/// (`root` is an admin client of it).
+async fn shard_named_by(root: &kube::Client, hash: &str) -> Result<Option<String>, HarnessError> {
     let shards: Api<DynamicObject> = Api::all_with(
-        root,
+        root.clone(),
         &ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk("core.kcp.io", "v1alpha1", "Shard"),
             "shards",
@@ -67,7 +67,6 @@ pub struct KcpAccess {
     pub base_url: String,
     pub ca_pem: String,
     pub token: String,
-    pub root_kubeconfig: PathBuf,
     /// The kubeconfig as JSON, to derive one per workspace.
     raw: Value,
 }
@@ -100,10 +99,12 @@ pub(super) fn attach(
             .map_err(|e| HarnessError::io(&kubeconfig, e))?;
         runtime.block_on(async {
             let access = KcpAccess::read(&kubeconfig)?;
+            let root = client_from_kubeconfig(&kubeconfig).await?;
             let mut workspaces = BTreeMap::new();
             for (name, shard) in names {
                 let ws = ensure_workspace(
                     &access,
+                    &root,
                     &name,
                     &format!("{prefix}{name}"),
                     shard.as_deref(),
@@ -168,7 +169,6 @@ impl KcpAccess {
             base_url,
             ca_pem,
             token,
-            root_kubeconfig: kubeconfig.to_path_buf(),
             raw,
         })
     }
@@ -208,16 +208,16 @@ fn workspace_resource() -> ApiResource {
 
 /// Creates the workspace `root:<ws_name>` (on the shard labelled `shard=<shard>` if given)
 /// unless it exists, waits until it is Ready, and returns it with its logical-cluster id and
-/// shard.
+/// shard. `root` is an admin client of the root workspace.
 pub async fn ensure_workspace(
     access: &KcpAccess,
+    root: &kube::Client,
     name: &str,
     ws_name: &str,
     shard: Option<&str>,
     dir: &Path,
 ) -> Result<Workspace, HarnessError> {
-    let root = client_from_kubeconfig(&access.root_kubeconfig).await?;
-    let api: Api<DynamicObject> = Api::all_with(root, &workspace_resource());
+    let api: Api<DynamicObject> = Api::all_with(root.clone(), &workspace_resource());
     let mut spec = json!({});
     if let Some(shard) = shard {
         spec["location"] = json!({"selector": {"matchLabels": {"shard": shard}}});
@@ -254,7 +254,7 @@ pub async fn ensure_workspace(
         .and_then(|a| a.get(SHARD_ANNOTATION))
         .cloned();
     let landed = match hash {
-        Some(hash) => shard_named_by(access, &hash).await?,
+        Some(hash) => shard_named_by(root, &hash).await?,
         None => None,
     };
     let id = ready

@@ -102,26 +102,7 @@ pub async fn kcp(
     work_dir: PathBuf,
 ) -> Result<Setup, SetupError> {
     let shards = read_shards(kcp_state)?;
-    let sharded = shards.len() > 1;
-    let mut names: Vec<(String, Option<String>)> = Vec::new();
-    for name in [HOME, PROVIDERS[0], PROVIDERS[1], CONSUMER] {
-        let shard = match (sharded, name == PROVIDERS[1]) {
-            (false, _) => None,
-            (true, true) => Some("shard-1".to_string()),
-            (true, false) => Some("root".to_string()),
-        };
-        names.push((name.to_string(), shard));
-    }
-    say(format!(
-        "workspaces root:{HOME}, root:{}, root:{} and root:{CONSUMER} (tenancy.kcp.io){}",
-        PROVIDERS[0],
-        PROVIDERS[1],
-        if sharded {
-            format!("; root:{} on shard-1, the others on root", PROVIDERS[1])
-        } else {
-            String::new()
-        }
-    ));
+    let names = placement(shards.len() > 1);
     let root_kubeconfig = kcp_state.join("admin.kubeconfig");
     let env =
         tokio::task::spawn_blocking(move || Env::attach_kcp(&root_kubeconfig, names, work_dir))
@@ -196,6 +177,32 @@ pub async fn kcp(
         shards,
         kcp_pids: read_pids(kcp_state)?,
     })
+}
+
+/// The quickstart's workspaces with the shard each goes to: with several shards, `provider-b`
+/// on `shard-1` and the others on `root`; with one, wherever kcp puts them.
+fn placement(sharded: bool) -> Vec<(String, Option<String>)> {
+    say(format!(
+        "workspaces root:{HOME}, root:{}, root:{} and root:{CONSUMER} (tenancy.kcp.io){}",
+        PROVIDERS[0],
+        PROVIDERS[1],
+        if sharded {
+            format!("; root:{} on shard-1, the others on root", PROVIDERS[1])
+        } else {
+            String::new()
+        }
+    ));
+    [HOME, PROVIDERS[0], PROVIDERS[1], CONSUMER]
+        .into_iter()
+        .map(|name| {
+            let shard = match (sharded, name == PROVIDERS[1]) {
+                (false, _) => None,
+                (true, true) => Some("shard-1".to_string()),
+                (true, false) => Some("root".to_string()),
+            };
+            (name.to_string(), shard)
+        })
+        .collect()
 }
 
 /// `hack/kcp.sh`'s `shards.json`.
