@@ -6,6 +6,7 @@
 #
 #   hack/build.sh [COMPONENT...]   build the given components (default: all)
 #   hack/build.sh --bin-dir        print the directory the binaries are installed in
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KB_LOG_PREFIX=build
