@@ -113,9 +113,15 @@ pub async fn start(
     let readiness = Readiness::default();
     let clusters = Clusters::default();
     let endpoints = Endpoints::default();
-    let caches = Caches::new(&endpoints, &clusters);
+    let caches = Caches::new(&endpoints);
     caches.register_metrics(&mut registry);
-    let manager = Manager::new(&clusters, &caches, &mut registry);
+    let workers = NonZeroUsize::new(options.workers).unwrap_or(NonZeroUsize::MIN);
+    let manager = Manager::new(
+        &clusters,
+        &caches,
+        per_cluster_worker_cap(&options.provider, workers),
+        &mut registry,
+    );
     register_build_info(&mut registry);
     let metrics = MetricsRegistry::new(registry);
 
@@ -154,7 +160,6 @@ pub async fn start(
         readiness.register("caches", "starting"),
         shutdown.child_token(),
     ));
-    let workers = NonZeroUsize::new(options.workers).unwrap_or(NonZeroUsize::MIN);
     let reconcile_shutdown = shutdown.child_token();
     tasks.spawn(async move {
         manager.run(workers, leadership, reconcile_shutdown).await;
@@ -182,6 +187,16 @@ pub async fn start(
         tasks,
         shutdown,
     })
+}
+
+/// With kcp, one logical cluster gets at most half the workers (at least one), so the keys of a
+/// cluster or shard that stopped answering leave the other half to everyone else. The kubernetes
+/// provider's one cluster gets them all.
+fn per_cluster_worker_cap(provider: &ProviderKind, workers: NonZeroUsize) -> Option<NonZeroUsize> {
+    match provider {
+        ProviderKind::Kubernetes => None,
+        ProviderKind::Kcp { .. } => NonZeroUsize::new(workers.get().div_ceil(2)),
+    }
 }
 
 /// Keeps the "caches" readiness check in step with the caches' first LISTs.

@@ -15,17 +15,25 @@ use kube::api::{DeleteParams, DynamicObject};
 use kube_bind_apis::kcp_config;
 use kube_bind_backend::app;
 use kube_bind_backend::options::Options;
+use kube_bind_backend::provider::ClusterId;
+use kube_bind_backend::runtime::ObjectKey;
 use kube_bind_e2e::harness::topology::{
     KubeBindTopology, bind, kube_bind_binding, setup_kube_bind,
 };
 use kube_bind_e2e::harness::{
     Check, Env, EnvSpec, accounts::service_account_token, apply, wait_for,
 };
-use runtime_support::{Runtime, export, v1alpha1_export, wait_reconciled};
+use runtime_support::{MARK, Runtime, export, v1alpha1_export, wait_reconciled};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-static SPEC: EnvSpec = EnvSpec::kcp(&["kube-bind", "provider-a", "provider-b", "provider-c"]);
+static SPEC: EnvSpec = EnvSpec::kcp(&[
+    "kube-bind",
+    "provider-a",
+    "provider-b",
+    "provider-c",
+    "provider-stuck",
+]);
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 async fn given_two_bound_providers() -> anyhow::Result<(&'static Env, KubeBindTopology)> {
@@ -55,6 +63,19 @@ async fn set_bound(
             Err(err) => return Err(err.into()),
             Ok(_) => {}
         }
+        // kcp finalizes a binding (removing its resources) before it is gone.
+        wait_for(
+            format!("the APIBinding of {workspace} to be gone"),
+            env.patience(),
+            || async {
+                match bindings.get_opt(kcp_config::EXPORT_NAME).await {
+                    Ok(None) => Check::Done(()),
+                    Ok(Some(_)) => Check::Pending("still there".into()),
+                    Err(err) => Check::Pending(err.to_string()),
+                }
+            },
+        )
+        .await?;
     }
     Ok(())
 }
@@ -415,14 +436,15 @@ async fn slice_urls_added_and_removed_at_runtime_open_and_close_endpoints() -> a
     export["metadata"]["name"] = serde_json::json!(late);
     apply::apply(&home_client, &export).await?;
 
+    // A slice without endpoints is normal (nothing bound yet): ready, with no cluster.
     let runtime = Runtime::kcp(&topology.home.kubeconfig, late).await?;
     wait_for(
-        "the runtime to report a slice without endpoints",
+        "the runtime to be ready on an empty slice",
         patience,
         || async {
             match provider_failure(&runtime) {
-                Some(reason) if reason.contains("no endpoints") => Check::Done(()),
-                other => Check::Pending(format!("provider check: {other:?}")),
+                None => Check::Done(()),
+                Some(reason) => Check::Pending(reason),
             }
         },
     )
@@ -451,17 +473,11 @@ async fn slice_urls_added_and_removed_at_runtime_open_and_close_endpoints() -> a
     let bindings: Api<DynamicObject> = Api::all_with(c_client.clone(), &apibinding_resource());
     bindings.delete(late, &DeleteParams::default()).await?;
     runtime.wait_engaged(&c.id, false, patience).await?;
-    wait_for(
-        "the runtime to report the slice empty again",
-        patience,
-        || async {
-            match provider_failure(&runtime) {
-                Some(_) => Check::Done(()),
-                None => Check::Pending("still ready".into()),
-            }
-        },
-    )
-    .await?;
+    assert_eq!(
+        provider_failure(&runtime),
+        None,
+        "a slice that empties again is still normal"
+    );
     let exports: Api<DynamicObject> = Api::all_with(home_client, &apiexport_resource());
     exports.delete(late, &DeleteParams::default()).await?;
     Ok(())
@@ -587,4 +603,162 @@ async fn an_identity_the_virtual_workspace_refuses_is_reported_not_ready() -> an
     })
     .await?;
     Ok(())
+}
+
+/// kcp shows a binding in the virtual workspace from its creation, but serves the export's
+/// resources in its cluster only once it is `Bound`. A workspace that already has a CRD named
+/// like one of the export's resources gets a binding stuck in `Binding` (a naming conflict): its
+/// cluster is never engaged. A later change of an engaged cluster's binding re-runs its work.
+#[tokio::test]
+async fn a_binding_stuck_in_binding_engages_nothing() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, topology) = given_two_bound_providers().await?;
+    let patience = env.patience();
+    let (a, stuck) = (
+        env.workspace("provider-a")?,
+        env.workspace("provider-stuck")?,
+    );
+    let (a_client, stuck_client) = (a.client().await?, stuck.client().await?);
+    let name = env.unique("stuck");
+    apply::apply(&a_client, &export(&name, 1)).await?;
+    let runtime = Runtime::kcp(&topology.home.kubeconfig, kcp_config::EXPORT_NAME).await?;
+    wait_reconciled(&a_client, &name, 1, patience).await?;
+
+    // Given a CRD of the export's group and resource in the workspace, its binding stays
+    // `Binding`.
+    let crd = kube_bind_apis::crds::all()?
+        .into_iter()
+        .find(|crd| crd.metadata.name.as_deref() == Some("clusterbindings.kube-bind.io"))
+        .ok_or_else(|| anyhow::anyhow!("no ClusterBinding CRD among the generated ones"))?;
+    apply::apply(&stuck_client, &serde_json::to_value(crd)?).await?;
+    let binding = kube_bind_binding(&topology.home)?;
+    bind(&stuck_client, &stuck.path, &binding, patience).await?;
+    let bindings: Api<DynamicObject> = Api::all_with(stuck_client.clone(), &apibinding_resource());
+    let stuck_status = wait_for(
+        "kcp to report the conflicting binding as not bound",
+        patience,
+        || async {
+            match bindings.get_opt(kcp_config::EXPORT_NAME).await {
+                Ok(Some(b)) if b.data.pointer("/status/conditions").is_some() => {
+                    Check::Done(b.data["status"].clone())
+                }
+                other => Check::Pending(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    println!("binding with a conflicting CRD: {stuck_status}");
+    assert_ne!(stuck_status["phase"], "Bound", "{stuck_status}");
+
+    // When the runtime has seen a later change on the same binding watch (provider-a's binding
+    // annotated: its cluster's work re-runs), the stuck workspace is still not engaged.
+    let before = runtime.reconciles.load(std::sync::atomic::Ordering::SeqCst);
+    let a_bindings: Api<DynamicObject> = Api::all_with(a_client.clone(), &apibinding_resource());
+    let marker = serde_json::json!({"metadata": {"annotations": {MARK: env.unique("touch")}}});
+    a_bindings
+        .patch(
+            kcp_config::EXPORT_NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&marker),
+        )
+        .await?;
+    wait_for(
+        "a change of provider-a's binding to re-run its work",
+        patience,
+        || async {
+            let now = runtime.reconciles.load(std::sync::atomic::Ordering::SeqCst);
+            if now > before {
+                Check::Done(())
+            } else {
+                Check::Pending(format!("{now} reconciles"))
+            }
+        },
+    )
+    .await?;
+    assert!(
+        !runtime.engaged_ids().contains(&stuck.id),
+        "a binding stuck in Binding engages nothing; engaged: {:?}",
+        runtime.engaged_ids()
+    );
+    // Cleaned up so the workspace does not stay half-bound for the other tests.
+    bindings
+        .delete(kcp_config::EXPORT_NAME, &DeleteParams::default())
+        .await?;
+    Ok(())
+}
+
+/// What the virtual workspace shows of a claimed object (a Namespace) after its workspace
+/// unbinds and rebinds, and that the runtime keeps it: the shared watch does not send it again
+/// when the cluster comes back, so a cache that dropped it on disengagement would miss it.
+#[tokio::test]
+async fn a_claimed_object_survives_an_unbind_and_rebind() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, topology) = given_two_bound_providers().await?;
+    let patience = env.patience();
+    set_bound(env, &topology, "provider-c", true).await?;
+    let c = env.workspace("provider-c")?;
+    let c_client = c.client().await?;
+    let runtime = Runtime::kcp(&topology.home.kubeconfig, kcp_config::EXPORT_NAME).await?;
+    runtime.wait_engaged(&c.id, true, patience).await?;
+    let namespace = env.unique("claimed");
+    apply::apply(
+        &c_client,
+        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+    )
+    .await?;
+    let key = ObjectKey::new(ClusterId::new(&c.id), None, &namespace);
+    let cached = || runtime.namespaces.get(&key).is_some();
+    wait_for("the claimed namespace to be cached", patience, || async {
+        if cached() {
+            Check::Done(())
+        } else {
+            Check::Pending("not cached".into())
+        }
+    })
+    .await?;
+
+    set_bound(env, &topology, "provider-c", false).await?;
+    runtime.wait_engaged(&c.id, false, patience).await?;
+    let listed = namespace_listed(env, &topology, &c.id, &namespace).await?;
+    println!("kcp {namespace} while unbound: listed through the virtual workspace: {listed}");
+    set_bound(env, &topology, "provider-c", true).await?;
+    runtime.wait_engaged(&c.id, true, patience).await?;
+    let listed = namespace_listed(env, &topology, &c.id, &namespace).await?;
+    println!("kcp {namespace} after rebinding: listed through the virtual workspace: {listed}");
+    assert!(
+        cached(),
+        "the claimed namespace is still known after the rebind (the watch does not send it again)"
+    );
+    Ok(())
+}
+
+/// Whether a fresh wildcard LIST of namespaces through the virtual workspace returns `name` of
+/// cluster `cluster`.
+async fn namespace_listed(
+    env: &Env,
+    topology: &KubeBindTopology,
+    cluster: &str,
+    name: &str,
+) -> anyhow::Result<bool> {
+    let client = env
+        .client_for(
+            &format!("{}/clusters/*", topology.endpoint_url),
+            &env.admin_token,
+        )
+        .await?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+    Ok(namespaces
+        .list(&Default::default())
+        .await?
+        .items
+        .iter()
+        .any(|ns| {
+            ns.metadata.name.as_deref() == Some(name)
+                && ns
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("kcp.io/cluster"))
+                    .is_some_and(|c| c == cluster)
+        }))
 }

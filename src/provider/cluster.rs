@@ -2,17 +2,27 @@
 //!
 //! Clients are cheap views: every cluster of an endpoint shares the endpoint's one HTTP stack
 //! (connection pool, TLS, credentials) and only adds its path prefix, so an engaged cluster costs
-//! a few hundred bytes however many there are.
+//! a few hundred bytes however many there are. A cluster builds its client once, on first use
+//! (every `kube::Client` owns a request-buffer task).
+//!
+//! Every request but a watch has a deadline ([`REQUEST_TIMEOUT`]): a cluster or shard that
+//! stopped answering fails its callers instead of holding them. Watches are bounded by the
+//! kubeconfig's read timeout instead, since a quiet watch legitimately reads nothing for minutes.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use http::{Request, Response};
 use kube::client::Body;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// How long a request other than a watch may take, response headers included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Annotation kcp puts on every object served through a wildcard (`/clusters/*`) request.
 pub const KCP_CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
@@ -119,11 +129,24 @@ impl Endpoint {
         &self.cancel
     }
 
-    /// A client whose requests reach every cluster behind this endpoint at once.
+    /// A client whose requests reach every cluster behind this endpoint at once. Builds a new
+    /// client: take one per watch, not per request.
     pub fn wildcard_client(&self) -> kube::Client {
+        self.prefixed(self.wildcard_prefix(), None)
+    }
+
+    /// A [`Self::wildcard_client`] whose successful (2xx) responses are counted in the returned
+    /// receiver: whoever saw its watch fail can tell when it resumed, even without a new LIST.
+    pub fn observed_wildcard_client(&self) -> (kube::Client, watch::Receiver<u64>) {
+        let (successes, observer) = watch::channel(0);
+        let client = self.prefixed(self.wildcard_prefix(), Some(Arc::new(successes)));
+        (client, observer)
+    }
+
+    fn wildcard_prefix(&self) -> String {
         match self.kind {
-            EndpointKind::Direct => self.client.clone(),
-            EndpointKind::VirtualWorkspace => self.prefixed("/clusters/*".to_owned()),
+            EndpointKind::Direct => String::new(),
+            EndpointKind::VirtualWorkspace => "/clusters/*".to_owned(),
         }
     }
 
@@ -141,8 +164,8 @@ impl Endpoint {
 
     fn cluster_client(&self, id: &ClusterId) -> kube::Client {
         match self.kind {
-            EndpointKind::Direct => self.client.clone(),
-            EndpointKind::VirtualWorkspace => self.prefixed(format!("/clusters/{id}")),
+            EndpointKind::Direct => self.prefixed(String::new(), None),
+            EndpointKind::VirtualWorkspace => self.prefixed(format!("/clusters/{id}"), None),
         }
     }
 
@@ -156,10 +179,11 @@ impl Endpoint {
         }
     }
 
-    fn prefixed(&self, prefix: String) -> kube::Client {
+    fn prefixed(&self, prefix: String, successes: Option<Arc<watch::Sender<u64>>>) -> kube::Client {
         let service = PathPrefix {
             prefix: Arc::from(prefix),
             inner: self.client.clone(),
+            successes,
         };
         kube::Client::new(service, self.client.default_namespace())
     }
@@ -175,6 +199,8 @@ struct ClusterInner {
     id: ClusterId,
     endpoint: Arc<Endpoint>,
     cancel: CancellationToken,
+    /// Built on first use, then shared by every caller.
+    client: OnceLock<kube::Client>,
 }
 
 impl fmt::Debug for Cluster {
@@ -194,6 +220,7 @@ impl Cluster {
                 id,
                 endpoint,
                 cancel,
+                client: OnceLock::new(),
             }),
         }
     }
@@ -206,9 +233,12 @@ impl Cluster {
         &self.inner.endpoint
     }
 
-    /// A client scoped to this cluster. Cheap; build one per unit of work and drop it.
+    /// A client scoped to this cluster. Cheap: a clone of the cluster's one client.
     pub fn client(&self) -> kube::Client {
-        self.inner.endpoint.cluster_client(&self.inner.id)
+        self.inner
+            .client
+            .get_or_init(|| self.inner.endpoint.cluster_client(&self.inner.id))
+            .clone()
     }
 
     /// Cancelled when the cluster is disengaged; work for it should stop.
@@ -217,11 +247,13 @@ impl Cluster {
     }
 }
 
-/// Prepends a path to every request before handing it to the endpoint's shared client.
+/// Prepends a path to every request before handing it to the endpoint's shared client, puts a
+/// deadline on every request but a watch, and counts successful responses if asked to.
 #[derive(Clone)]
 struct PathPrefix {
     prefix: Arc<str>,
     inner: kube::Client,
+    successes: Option<Arc<watch::Sender<u64>>>,
 }
 
 impl tower::Service<Request<Body>> for PathPrefix {
@@ -238,15 +270,42 @@ impl tower::Service<Request<Body>> for PathPrefix {
         let (mut parts, body) = request.into_parts();
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let joined = format!("{}{}", self.prefix, path_and_query);
+        let deadline = (!is_watch(parts.uri.query())).then_some(REQUEST_TIMEOUT);
         let client = self.inner.clone();
+        let successes = self.successes.clone();
         Box::pin(async move {
             parts.uri = joined
                 .parse()
                 .map_err(|e: http::uri::InvalidUri| kube::Error::Service(e.into()))?;
-            client.send(Request::from_parts(parts, body)).await
+            let sent = client.send(Request::from_parts(parts, body));
+            let response = match deadline {
+                Some(deadline) => tokio::time::timeout(deadline, sent)
+                    .await
+                    .map_err(|_| kube::Error::Service(Box::new(TimedOut(deadline))))?,
+                None => sent.await,
+            };
+            if let Some(successes) = successes
+                && response.as_ref().is_ok_and(|r| r.status().is_success())
+            {
+                successes.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            response
         })
     }
 }
+
+/// Whether a request's query asks for a watch (`watch=true`, `watch=1`).
+fn is_watch(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| matches!(pair, "watch=true" | "watch=1"))
+    })
+}
+
+/// A request that got no response within its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the API server did not answer within {0:?}; it may be overloaded or hung, retrying")]
+struct TimedOut(Duration);
 
 #[cfg(test)]
 mod tests {
@@ -285,6 +344,50 @@ mod tests {
             direct.cluster_of(&kube::api::ObjectMeta::default()),
             Some(ClusterId::single())
         );
+    }
+
+    #[test]
+    fn only_watches_go_without_a_deadline() {
+        assert!(is_watch(Some("watch=true&resourceVersion=5")));
+        assert!(is_watch(Some("labelSelector=a&watch=1")));
+        assert!(!is_watch(Some("limit=500")));
+        assert!(!is_watch(Some("watch=false")));
+        assert!(!is_watch(None));
+    }
+
+    /// A server that accepts connections and never answers (a hung apiserver).
+    async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        (address, task)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_to_a_hung_server_fails_after_its_deadline() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (address, server) = silent_server().await;
+        let url = format!("http://{address}");
+        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let endpoint = Arc::new(Endpoint::new(
+            url,
+            EndpointKind::VirtualWorkspace,
+            client,
+            CancellationToken::new(),
+        ));
+        let cluster = Cluster::new(ClusterId::new("a"), endpoint);
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(cluster.client(), "default");
+        let started = tokio::time::Instant::now();
+        let err = api.get("x").await.unwrap_err();
+        assert!(err.to_string().contains("did not answer"), "{err}");
+        assert!(started.elapsed() >= REQUEST_TIMEOUT);
+        server.abort();
     }
 
     #[tokio::test]

@@ -43,6 +43,8 @@ impl Member for Arc<Endpoint> {
 #[derive(Debug, Clone)]
 pub enum Change<T> {
     Added(T),
+    /// Still there, but what it stands on changed (e.g. its kcp binding): redo its work.
+    Touched(T),
     Removed(T),
 }
 
@@ -97,6 +99,13 @@ impl<T: Member> Registry<T> {
             self.notify(&Change::Removed(previous));
         }
         self.notify(&Change::Added(member));
+    }
+
+    /// Announces that member `id` changed in place (see [`Change::Touched`]).
+    pub fn touch(&self, id: &T::Id) {
+        if let Some(member) = self.get(id) {
+            self.notify(&Change::Touched(member));
+        }
     }
 
     /// Removes and cancels the member `id`. Returns it if it was present.
@@ -209,6 +218,7 @@ mod tests {
         registry.on_change(move |change| {
             log.lock().unwrap().push(match change {
                 Change::Added(p) => format!("+{}", p.id),
+                Change::Touched(p) => format!("~{}", p.id),
                 Change::Removed(p) => format!("-{}", p.id),
             })
         });
@@ -216,6 +226,8 @@ mod tests {
         registry.insert(first.clone());
         registry.insert(probe(2));
         registry.insert(probe(1));
+        registry.touch(&2);
+        registry.touch(&7);
         assert!(
             *first.cancelled.lock().unwrap(),
             "replaced member is cancelled"
@@ -224,6 +236,9 @@ mod tests {
         assert!(registry.remove(&2).is_none());
         registry.remove_where(|p| p.id == 1);
         assert!(registry.is_empty());
-        assert_eq!(*seen.lock().unwrap(), ["+1", "+2", "-1", "+1", "-2", "-1"]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["+1", "+2", "-1", "+1", "~2", "-2", "-1"]
+        );
     }
 }

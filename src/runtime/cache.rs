@@ -28,6 +28,24 @@ use crate::provider::{ClusterId, Endpoint};
 /// The built-in index of objects by the uid of their controller owner.
 pub const OWNER_INDEX: &str = "owner-uid";
 
+/// What a controller needs to know of a cache it reads, whatever the cached type.
+pub trait SyncState: Send + Sync {
+    /// `<plural>.<group>` of the cached type.
+    fn resource(&self) -> &str;
+    /// Whether the watch of endpoint `instance` completed its first LIST (true if the endpoint
+    /// is not watched: nothing to wait for).
+    fn is_endpoint_synced(&self, instance: u64) -> bool;
+}
+
+impl<K: CachedResource> SyncState for Cache<K> {
+    fn resource(&self) -> &str {
+        Cache::resource(self)
+    }
+    fn is_endpoint_synced(&self, instance: u64) -> bool {
+        Cache::is_endpoint_synced(self, instance)
+    }
+}
+
 /// Computes the values an object is indexed under (several allowed).
 pub type Indexer<K> = Arc<dyn Fn(&K) -> Vec<String> + Send + Sync>;
 
@@ -245,12 +263,6 @@ impl<K: CachedResource> Cache<K> {
     /// Number of clusters with at least one cached object.
     pub fn cluster_count(&self) -> usize {
         self.clusters.len()
-    }
-
-    /// Forgets everything of `cluster` (it was disengaged). Listeners are not told: its work is
-    /// cancelled with it.
-    pub fn forget_cluster(&self, cluster: &ClusterId) {
-        self.clusters.remove(cluster);
     }
 
     /// Whether every endpoint watched so far completed its first LIST.
@@ -614,7 +626,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn custom_indexes_and_forgetting_a_cluster() {
+    async fn custom_indexes() {
         let cache = Cache::<ConfigMap>::new();
         cache.add_index("by-name-length", |cm: &ConfigMap| {
             vec![cm.name_any().len().to_string()]
@@ -628,7 +640,7 @@ mod tests {
                 .len(),
             1
         );
-        cache.forget_cluster(&ClusterId::new("a"));
+        cache.remove(&key("a", "xx"));
         assert!(
             cache
                 .by_index(&ClusterId::new("a"), "by-name-length", "2")

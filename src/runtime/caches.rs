@@ -1,5 +1,12 @@
 //! The caches of a process, one per resource type, wired to the provider: every endpoint that
-//! opens gets one watch per cached type, every cluster that is disengaged is forgotten.
+//! opens gets one watch per cached type.
+//!
+//! Caches are declared before the first endpoint opens; a type asked for later is refused, so
+//! no controller can stall on a cache that started late (see [`Caches::get`]).
+//!
+//! A disengaged cluster's objects stay cached: the shared wildcard watch does not send them
+//! again when the cluster comes back (e.g. rebound in kcp), so dropping them would make
+//! unchanged objects look deleted. Work only runs for engaged clusters (see the manager).
 //!
 //! Watch tasks are owned by the [`TaskTracker`] here and stop with their endpoint's cancellation
 //! token (a child of the process shutdown token).
@@ -18,15 +25,13 @@ use futures::future::BoxFuture;
 use tokio_util::task::TaskTracker;
 
 use super::cache::{Cache, CachedResource};
-use crate::provider::{Change, ClusterId, Clusters, Endpoint, Endpoints};
+use crate::provider::{Change, Endpoint, Endpoints};
 
 /// What the wiring needs from a cache, whatever its type.
 trait AnyCache: Send + Sync {
     fn watch(self: Arc<Self>, endpoint: Arc<Endpoint>) -> BoxFuture<'static, ()>;
-    fn forget_cluster(&self, cluster: &ClusterId);
     fn is_synced(&self) -> bool;
     fn counts(&self) -> CacheCounts;
-    fn is_endpoint_synced(&self, instance: u64) -> bool;
     fn resource(&self) -> &str;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
@@ -34,9 +39,6 @@ trait AnyCache: Send + Sync {
 impl<K: CachedResource> AnyCache for Cache<K> {
     fn watch(self: Arc<Self>, endpoint: Arc<Endpoint>) -> BoxFuture<'static, ()> {
         Box::pin(self.watch_endpoint(endpoint))
-    }
-    fn forget_cluster(&self, cluster: &ClusterId) {
-        Cache::forget_cluster(self, cluster);
     }
     fn is_synced(&self) -> bool {
         Cache::is_synced(self)
@@ -47,9 +49,6 @@ impl<K: CachedResource> AnyCache for Cache<K> {
             malformed: self.malformed().len(),
             clusters: self.cluster_count(),
         }
-    }
-    fn is_endpoint_synced(&self, instance: u64) -> bool {
-        Cache::is_endpoint_synced(self, instance)
     }
     fn resource(&self) -> &str {
         Cache::resource(self)
@@ -67,22 +66,25 @@ pub struct Caches {
 
 struct Inner {
     state: Mutex<State>,
-    endpoints: Endpoints,
     tasks: TaskTracker,
 }
 
 #[derive(Default)]
 struct State {
     by_type: HashMap<TypeId, Arc<dyn AnyCache>>,
-    /// (cache, endpoint URL) pairs with a running watch, so no pair is ever watched twice.
-    watching: HashSet<(TypeId, String)>,
+    /// (cache, [`Endpoint::instance`]) pairs with a running watch, so no pair is ever watched
+    /// twice. An endpoint is known by its instance everywhere in the runtime: a URL closed and
+    /// opened again is a new endpoint, and the old one's ending watch cannot touch the new one's.
+    watching: HashSet<(TypeId, u64)>,
+    /// Set when the first endpoint opens: from then on no cache type can be added.
+    started: bool,
 }
 
 impl Inner {
     /// Starts the watches of `endpoint` that are not running yet.
     fn watch_endpoint(&self, state: &mut State, endpoint: &Arc<Endpoint>) {
         for (type_id, cache) in &state.by_type {
-            if state.watching.insert((*type_id, endpoint.url().to_owned())) {
+            if state.watching.insert((*type_id, endpoint.instance())) {
                 self.tasks.spawn(cache.clone().watch(endpoint.clone()));
             }
         }
@@ -104,12 +106,11 @@ impl std::fmt::Debug for Caches {
 }
 
 impl Caches {
-    /// Caches fed by `endpoints`, forgetting clusters that leave `clusters`.
-    pub fn new(endpoints: &Endpoints, clusters: &Clusters) -> Self {
+    /// Caches fed by `endpoints`.
+    pub fn new(endpoints: &Endpoints) -> Self {
         let caches = Self {
             inner: Arc::new(Inner {
                 state: Mutex::default(),
-                endpoints: endpoints.clone(),
                 tasks: TaskTracker::new(),
             }),
         };
@@ -118,51 +119,43 @@ impl Caches {
             let Some(inner) = weak.upgrade() else { return };
             let mut state = lock(&inner.state);
             match change {
-                Change::Added(endpoint) => inner.watch_endpoint(&mut state, endpoint),
+                Change::Added(endpoint) => {
+                    state.started = true;
+                    inner.watch_endpoint(&mut state, endpoint);
+                }
                 // Its watches stop on the endpoint's cancellation token.
                 Change::Removed(endpoint) => {
-                    state.watching.retain(|(_, url)| url != endpoint.url())
+                    let gone = endpoint.instance();
+                    state.watching.retain(|(_, instance)| *instance != gone);
                 }
-            }
-        });
-        let weak = Arc::downgrade(&caches.inner);
-        clusters.on_change(move |change| {
-            if let (Change::Removed(cluster), Some(inner)) = (change, weak.upgrade()) {
-                for cache in lock(&inner.state).by_type.values() {
-                    cache.forget_cluster(cluster.id());
-                }
+                Change::Touched(_) => {}
             }
         });
         caches
     }
 
-    /// The cache of `K`, created (and watching every open endpoint) on first use.
-    pub fn get<K: CachedResource>(&self) -> Arc<Cache<K>> {
+    /// The cache of `K`. Declare every type before the provider opens its first endpoint;
+    /// asking for a new type later is refused (it would start cold while controllers run).
+    pub fn get<K: CachedResource>(&self) -> Result<Arc<Cache<K>>, LateCache> {
         let mut state = self.lock();
         if let Some(existing) = state.by_type.get(&TypeId::of::<K>())
             && let Ok(cache) = existing.clone().into_any().downcast::<Cache<K>>()
         {
-            return cache;
+            return Ok(cache);
         }
         let cache = Arc::new(Cache::<K>::new());
-        state.by_type.insert(TypeId::of::<K>(), cache.clone());
-        for endpoint in self.inner.endpoints.all() {
-            self.inner.watch_endpoint(&mut state, &endpoint);
+        if state.started {
+            return Err(LateCache {
+                resource: cache.resource().to_owned(),
+            });
         }
-        cache
+        state.by_type.insert(TypeId::of::<K>(), cache.clone());
+        Ok(cache)
     }
 
     /// Whether every cache completed its first LIST on every open endpoint.
     pub fn is_synced(&self) -> bool {
         self.lock().by_type.values().all(|c| c.is_synced())
-    }
-
-    /// Whether every cache completed its first LIST on endpoint `instance`.
-    pub fn is_endpoint_synced(&self, instance: u64) -> bool {
-        self.lock()
-            .by_type
-            .values()
-            .all(|c| c.is_endpoint_synced(instance))
     }
 
     /// The resources (`<plural>.<group>`) still waiting for their first LIST.
@@ -192,6 +185,16 @@ impl Caches {
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.inner.state)
     }
+}
+
+/// A cache type asked for after the caches started.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the cache of {resource} was asked for after the provider opened its first endpoint; \
+     declare every cached type (controllers' `owns`, `watches`, `reads`) before the backend starts"
+)]
+pub struct LateCache {
+    pub resource: String,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -254,5 +257,41 @@ impl Collector for CacheMetrics {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::provider::EndpointKind;
+
+    #[tokio::test]
+    async fn cache_types_are_declared_before_the_first_endpoint_opens() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let endpoints = Endpoints::default();
+        let caches = Caches::new(&endpoints);
+        let config_maps = caches.get::<ConfigMap>().unwrap();
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+        let shutdown = CancellationToken::new();
+        endpoints.insert(Arc::new(Endpoint::new(
+            "http://127.0.0.1:9",
+            EndpointKind::Direct,
+            client,
+            shutdown.clone(),
+        )));
+        assert!(
+            Arc::ptr_eq(&caches.get::<ConfigMap>().unwrap(), &config_maps),
+            "a declared type is found again"
+        );
+        let late = caches.get::<Namespace>().unwrap_err();
+        assert_eq!(late.resource, "namespaces");
+        assert!(caches.unsynced().contains(&"configmaps".to_owned()));
+        assert_eq!(caches.unsynced().len(), 1, "the refused type is not cached");
+        shutdown.cancel();
     }
 }

@@ -21,8 +21,8 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::cache::{Cache, CacheEvent, CachedResource};
-use super::caches::Caches;
+use super::cache::{Cache, CacheEvent, CachedResource, SyncState};
+use super::caches::{Caches, LateCache};
 use super::leader::Leadership;
 use super::object::{Entry, Malformed, ObjectKey, is_namespaced};
 use super::queue::{Backoff, FairKey, Outcome, QueueMetrics, WorkQueue, run_workers};
@@ -32,6 +32,9 @@ use crate::provider::{Change, Cluster, ClusterId, Clusters};
 const UNSYNCED_RETRY: Duration = Duration::from_millis(250);
 /// How long in-flight reconciles may finish when leadership or the process ends.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one reconcile may take before it is cancelled and retried with backoff, so a
+/// cluster that stopped answering gives its worker back.
+pub const DEFAULT_RECONCILE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// One unit of work: an object, and the controller that reconciles it.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -168,11 +171,16 @@ trait Dispatch: Send + Sync {
     ) -> BoxFuture<'static, Result<Action, String>>;
     /// Every cached primary key of `cluster` (to enqueue on engagement and on becoming leader).
     fn keys(&self, cluster: &ClusterId) -> Vec<ObjectKey>;
+    /// Whether every cache this controller reads completed its first LIST on endpoint
+    /// `instance` (each controller waits only for its own caches).
+    fn is_synced(&self, instance: u64) -> bool;
 }
 
 struct Registered<R: Reconciler> {
     reconciler: Arc<R>,
     primary: Arc<Cache<R::Object>>,
+    /// Every cache the controller reads, the primary included.
+    reads: Vec<Arc<dyn SyncState>>,
 }
 
 impl<R: Reconciler> Dispatch for Registered<R> {
@@ -191,6 +199,9 @@ impl<R: Reconciler> Dispatch for Registered<R> {
     }
     fn keys(&self, cluster: &ClusterId) -> Vec<ObjectKey> {
         self.primary.keys(cluster)
+    }
+    fn is_synced(&self, instance: u64) -> bool {
+        self.reads.iter().all(|c| c.is_endpoint_synced(instance))
     }
 }
 
@@ -241,6 +252,7 @@ pub struct Manager {
     queue: WorkQueue<WorkKey>,
     controllers: Arc<HashMap<&'static str, Arc<dyn Dispatch>>>,
     metrics: ReconcileMetrics,
+    reconcile_deadline: Duration,
 }
 
 impl fmt::Debug for Manager {
@@ -254,8 +266,17 @@ impl fmt::Debug for Manager {
 
 impl Manager {
     /// A manager over `caches`, enqueueing every cached key of a cluster when it is engaged.
-    pub fn new(clusters: &Clusters, caches: &Caches, registry: &mut Registry) -> Self {
-        let queue = WorkQueue::new("controllers", Backoff::default());
+    ///
+    /// `per_cluster` caps the workers one logical cluster can hold at once, so the keys of a
+    /// cluster that stopped answering cannot occupy them all (`None`: no cap, for a single
+    /// cluster).
+    pub fn new(
+        clusters: &Clusters,
+        caches: &Caches,
+        per_cluster: Option<NonZeroUsize>,
+        registry: &mut Registry,
+    ) -> Self {
+        let queue = WorkQueue::new("controllers", Backoff::default()).with_group_limit(per_cluster);
         QueueMetrics::register(registry).attach(&queue);
         Self {
             clusters: clusters.clone(),
@@ -263,7 +284,15 @@ impl Manager {
             queue,
             controllers: Arc::default(),
             metrics: ReconcileMetrics::register(registry),
+            reconcile_deadline: DEFAULT_RECONCILE_DEADLINE,
         }
+    }
+
+    /// Cancels (and retries with backoff) a reconcile that runs longer than `deadline`.
+    #[must_use]
+    pub fn with_reconcile_deadline(mut self, deadline: Duration) -> Self {
+        self.reconcile_deadline = deadline;
+        self
     }
 
     /// The shared work queue (e.g. for tests and metrics).
@@ -271,9 +300,13 @@ impl Manager {
         &self.queue
     }
 
-    /// Starts declaring the controller for `reconciler`.
-    pub fn controller<R: Reconciler>(&mut self, reconciler: R) -> ControllerBuilder<'_, R> {
-        let primary = self.caches.get::<R::Object>();
+    /// Starts declaring the controller for `reconciler`; its primary cache must be declarable
+    /// (before the provider starts).
+    pub fn controller<R: Reconciler>(
+        &mut self,
+        reconciler: R,
+    ) -> Result<ControllerBuilder<'_, R>, LateCache> {
+        let primary = self.caches.get::<R::Object>()?;
         let queue = self.queue.clone();
         primary.on_change(move |event| {
             queue.add(WorkKey {
@@ -281,23 +314,21 @@ impl Manager {
                 object: event.key().clone(),
             });
         });
-        ControllerBuilder {
+        let reads: Vec<Arc<dyn SyncState>> = vec![primary.clone()];
+        Ok(ControllerBuilder {
             manager: self,
             reconciler: Arc::new(reconciler),
             primary,
-        }
+            reads,
+            late: None,
+        })
     }
 
     fn register<R: Reconciler>(&mut self, registered: Registered<R>) {
-        let controllers = Arc::get_mut(&mut self.controllers);
-        // `controllers` is only shared once `run` starts; registering happens before.
-        if let Some(controllers) = controllers {
+        // `controllers` is only shared once `run` starts, which takes the manager by value:
+        // every registration happens before.
+        if let Some(controllers) = Arc::get_mut(&mut self.controllers) {
             controllers.insert(R::NAME, Arc::new(registered));
-        } else {
-            tracing::error!(
-                controller = R::NAME,
-                "controller registered after the manager started; ignored"
-            );
         }
     }
 
@@ -348,9 +379,9 @@ impl Manager {
     ) -> impl Fn(&WorkKey) -> BoxFuture<'static, Result<Action, String>> + Send + Sync + 'static
     {
         let clusters = self.clusters.clone();
-        let caches = self.caches.clone();
         let controllers = self.controllers.clone();
         let metrics = self.metrics.clone();
+        let deadline = self.reconcile_deadline;
         move |key: &WorkKey| {
             let Some(controller) = controllers.get(key.controller).cloned() else {
                 return Box::pin(async { Ok(Action::Done) });
@@ -359,7 +390,7 @@ impl Manager {
             let Some(cluster) = clusters.get(&key.object.cluster) else {
                 return Box::pin(async { Ok(Action::Done) });
             };
-            if !caches.is_endpoint_synced(cluster.endpoint().instance()) {
+            if !controller.is_synced(cluster.endpoint().instance()) {
                 return Box::pin(async { Ok(Action::RequeueAfter(UNSYNCED_RETRY)) });
             }
             let name = key.controller;
@@ -375,9 +406,17 @@ impl Manager {
                     let cancelled = cluster.cancellation().clone();
                     let result = tokio::select! {
                         () = cancelled.cancelled() => Ok(Action::Done),
-                        result = controller.reconcile(cluster, object) => result,
+                        result = tokio::time::timeout(deadline, controller.reconcile(cluster, object)) => {
+                            result.unwrap_or_else(|_| Err(format!(
+                                "reconcile did not finish within {deadline:?} (its cluster may not answer); cancelled, retrying with backoff"
+                            )))
+                        }
                     };
-                    let outcome = if result.is_ok() { "success" } else { "error" };
+                    let outcome = match &result {
+                        Ok(_) => "success",
+                        Err(_) if started.elapsed() >= deadline => "timeout",
+                        Err(_) => "error",
+                    };
                     metrics
                         .total
                         .get_or_create(&ResultLabels {
@@ -401,10 +440,11 @@ impl Manager {
     fn enqueue_on_engagement(&self) {
         let queue = self.queue.clone();
         let controllers = self.controllers.clone();
-        self.clusters.on_change(move |change| {
-            if let Change::Added(cluster) = change {
+        self.clusters.on_change(move |change| match change {
+            Change::Added(cluster) | Change::Touched(cluster) => {
                 enqueue_cluster(&queue, &controllers, cluster.id());
             }
+            Change::Removed(_) => {}
         });
     }
 
@@ -430,11 +470,15 @@ fn enqueue_cluster(
     }
 }
 
-/// Declares what else a controller watches; finish with [`ControllerBuilder::build`].
+/// Declares what else a controller watches and reads; finish with [`ControllerBuilder::build`].
+#[must_use = "a controller is only registered by `build`"]
 pub struct ControllerBuilder<'m, R: Reconciler> {
     manager: &'m mut Manager,
     reconciler: Arc<R>,
     primary: Arc<Cache<R::Object>>,
+    reads: Vec<Arc<dyn SyncState>>,
+    /// The first cache declared too late, reported by `build`.
+    late: Option<LateCache>,
 }
 
 impl<R: Reconciler> ControllerBuilder<'_, R> {
@@ -446,15 +490,14 @@ impl<R: Reconciler> ControllerBuilder<'_, R> {
     /// Events of `C` enqueue their controller owner of the primary kind.
     pub fn owns<C: CachedResource>(self) -> Self {
         let queue = self.manager.queue.clone();
-        self.manager.caches.get::<C>().on_change(move |event| {
+        self.on::<C>(move |event| {
             for owner in controller_owners::<R::Object, C>(event) {
                 queue.add(WorkKey {
                     controller: R::NAME,
                     object: owner,
                 });
             }
-        });
-        self
+        })
     }
 
     /// Events of `C` enqueue whatever primary keys `map` returns (e.g. through an index).
@@ -463,24 +506,54 @@ impl<R: Reconciler> ControllerBuilder<'_, R> {
         map: impl Fn(&CacheEvent<'_, C>) -> Vec<ObjectKey> + Send + Sync + 'static,
     ) -> Self {
         let queue = self.manager.queue.clone();
-        self.manager.caches.get::<C>().on_change(move |event| {
+        self.on::<C>(move |event| {
             for object in map(event) {
                 queue.add(WorkKey {
                     controller: R::NAME,
                     object,
                 });
             }
-        });
+        })
+    }
+
+    /// Declares that the reconciler reads the cache of `C` (its keys wait for its first LIST)
+    /// and returns it. `owns` and `watches` declare their caches themselves.
+    pub fn reads<C: CachedResource>(&mut self) -> Option<Arc<Cache<C>>> {
+        match self.manager.caches.get::<C>() {
+            Ok(cache) => {
+                self.reads.push(cache.clone());
+                Some(cache)
+            }
+            Err(late) => {
+                self.late.get_or_insert(late);
+                None
+            }
+        }
+    }
+
+    fn on<C: CachedResource>(
+        mut self,
+        listener: impl Fn(&CacheEvent<'_, C>) + Send + Sync + 'static,
+    ) -> Self {
+        if let Some(cache) = self.reads::<C>() {
+            cache.on_change(listener);
+        }
         self
     }
 
-    /// Registers the controller with the manager.
-    pub fn build(self) {
+    /// Registers the controller with the manager; refused if one of its caches was declared
+    /// after the caches started.
+    pub fn build(self) -> Result<(), LateCache> {
+        if let Some(late) = self.late {
+            return Err(late);
+        }
         let registered = Registered {
             reconciler: self.reconciler,
             primary: self.primary,
+            reads: self.reads,
         };
         self.manager.register(registered);
+        Ok(())
     }
 }
 

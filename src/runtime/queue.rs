@@ -27,7 +27,9 @@
 //!   came in meanwhile.
 //! * Backoff: a failed lease waits `5 ms * 2^failures` (capped at 1000 s) unless a rerun is due
 //!   earlier; a successful one resets the count.
-//! * Fairness: ready keys wait in one lane per group (logical cluster) and lanes take turns.
+//! * Fairness: ready keys wait in one lane per group (logical cluster) and lanes take turns;
+//!   optionally at most N keys of one group are processed at once
+//!   ([`WorkQueue::with_group_limit`]), so one unresponsive cluster cannot hold every worker.
 //!
 //! Cost per processed key: three sharded-map operations (add, take, release), two short
 //! critical sections on the ready queue, three clock reads (two under [`run_workers`], whose
@@ -176,6 +178,9 @@ enum Then<K> {
 /// `u64::MAX` in [`Shared::next_timer`]: no timer is armed.
 const NO_TIMER: u64 = u64::MAX;
 
+/// Stale timers are only swept from heaps at least this large (see [`Shared::arm_timer`]).
+const MIN_TIMERS_TO_COMPACT: usize = 1024;
+
 /// How far ahead `add_after` can schedule; later requests are clamped (like kube-rs does, to
 /// keep `Instant` arithmetic from overflowing).
 const MAX_DELAY: Duration = Duration::from_secs(60 * 60 * 24 * 365);
@@ -208,6 +213,9 @@ struct Shared<K: QueueKey> {
     /// The earliest timer, as nanoseconds since `epoch` ([`NO_TIMER`] if none), so `next` can
     /// skip the timer lock when nothing is due. Written under the `timers` lock.
     next_timer: AtomicU64,
+    /// When `timers` grows to this many entries, the stale ones are dropped (see
+    /// [`Shared::arm_timer`]). Written under the `timers` lock.
+    compact_timers_at: AtomicUsize,
     epoch: Instant,
     /// Wakes workers parked in `next` (new ready key, earlier timer, shutdown).
     wake: Notify,
@@ -257,6 +265,7 @@ impl<K: QueueKey> WorkQueue<K> {
                 ready: Mutex::new(FairQueue::default()),
                 timers: Mutex::new(BinaryHeap::new()),
                 next_timer: AtomicU64::new(NO_TIMER),
+                compact_timers_at: AtomicUsize::new(MIN_TIMERS_TO_COMPACT),
                 epoch: Instant::now(),
                 wake: Notify::new(),
                 parked: AtomicUsize::new(0),
@@ -270,6 +279,16 @@ impl<K: QueueKey> WorkQueue<K> {
 
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// Processes at most `limit` keys of one group (logical cluster) at once; the group's other
+    /// ready keys wait while the other groups go on. `None` (the default): no cap.
+    #[must_use]
+    pub fn with_group_limit(self, limit: Option<std::num::NonZeroUsize>) -> Self {
+        self.shared
+            .lock_ready()
+            .set_limit(limit.map(std::num::NonZeroUsize::get));
+        self
     }
 
     /// Makes `key` ready now. A key that is already queued stays queued once; a key that waits
@@ -457,10 +476,13 @@ impl<K: QueueKey> Shared<K> {
             let since = {
                 let Some(mut state) = self.keys.get_mut(&key) else {
                     debug_assert!(false, "a ready key has no state");
+                    self.lock_ready().finished(key.group());
                     continue;
                 };
                 let Phase::Queued { since } = state.phase else {
                     debug_assert!(false, "a ready key is {:?}", state.phase);
+                    drop(state);
+                    self.lock_ready().finished(key.group());
                     continue;
                 };
                 state.phase = Phase::Processing {
@@ -572,11 +594,34 @@ impl<K: QueueKey> Shared<K> {
         }
     }
 
+    /// Arms a timer for `key` at `at`.
+    ///
+    /// A key that keeps being made ready before its timer fires (a failing key that events keep
+    /// adding) leaves one stale timer behind each time, for up to the backoff cap. Whenever the
+    /// heap has doubled since the last sweep, the stale ones are dropped, so the heap stays
+    /// within twice the live timers (amortised O(1) per timer).
     fn arm_timer(&self, key: K, at: Instant) {
         let tick = self.tick(at);
         let earlier = {
             let mut timers = self.lock_timers();
             timers.push(Timer { at, key });
+            if timers.len() >= self.compact_timers_at.load(atomic::Ordering::Relaxed) {
+                // Lock order timers → keys is safe: no one takes `timers` under a key's lock.
+                // A live timer matches its key's phase; of equal ones, one is enough.
+                let mut live = std::collections::HashSet::with_hasher(KeyHasher::default());
+                timers.retain(|timer| {
+                    self.keys
+                        .get(&timer.key)
+                        .is_some_and(|state| state.phase == Phase::Waiting { at: timer.at })
+                        && live.insert(timer.key.clone())
+                });
+                self.compact_timers_at.store(
+                    (timers.len() * 2).max(MIN_TIMERS_TO_COMPACT),
+                    atomic::Ordering::Relaxed,
+                );
+                let next = timers.peek().map_or(NO_TIMER, |timer| self.tick(timer.at));
+                self.next_timer.store(next, atomic::Ordering::SeqCst);
+            }
             let earlier = tick < self.next_timer.load(atomic::Ordering::SeqCst);
             if earlier {
                 self.next_timer.store(tick, atomic::Ordering::SeqCst);
@@ -688,6 +733,10 @@ impl<K: QueueKey> Shared<K> {
             delay = run_at.map(|at| at.saturating_duration_since(now));
             state.is_removable()
         });
+        // Before the key's own rerun is queued, so its group's cap counts it out already.
+        if self.lock_ready().finished(key.group()) {
+            self.wake_one();
+        }
         self.carry_out(then);
 
         self.leases

@@ -158,9 +158,17 @@ async fn measure(home_url: &str, expected: Expectation, started: Instant) -> Res
 
     let clusters = Clusters::default();
     let endpoints = Endpoints::default();
-    let caches = Caches::new(&endpoints, &clusters);
-    let config_maps = expected.config_maps.map(|_| caches.get::<ConfigMap>());
-    let namespaces = expected.namespaces.map(|_| caches.get::<Namespace>());
+    let caches = Caches::new(&endpoints);
+    let config_maps = expected
+        .config_maps
+        .map(|_| caches.get::<ConfigMap>())
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let namespaces = expected
+        .namespaces
+        .map(|_| caches.get::<Namespace>())
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let cached = || {
         (
             config_maps.as_ref().map(|c| c.len()),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 use kube_bind_apis::APIServiceExport;
 use kube_bind_apis::conditions;
@@ -43,6 +44,19 @@ pub struct ExportReconciler {
     reconciles: Arc<AtomicUsize>,
     /// Names of the objects reported as malformed, in order.
     malformed_reports: Arc<std::sync::Mutex<Vec<String>>>,
+    tuning: Tuning,
+}
+
+/// How the test reconciler behaves beyond the defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tuning {
+    /// Read the object from its cluster (not only the cache) on every reconcile: a cluster that
+    /// stopped answering then holds the reconcile.
+    pub live_read: bool,
+    /// Reconcile every object again after this long (a periodic resync).
+    pub resync: Option<Duration>,
+    /// The manager's reconcile deadline (its default if `None`).
+    pub reconcile_deadline: Option<Duration>,
 }
 
 impl Reconciler for ExportReconciler {
@@ -59,6 +73,15 @@ impl Reconciler for ExportReconciler {
             return Ok(Action::Done);
         };
         self.reconciles.fetch_add(1, Ordering::SeqCst);
+        let namespace = key.namespace.as_deref().unwrap_or("default");
+        let api: Api<APIServiceExport> = Api::namespaced(cluster.client(), namespace);
+        if self.tuning.live_read {
+            api.get(&key.name).await?;
+        }
+        let done = match self.tuning.resync {
+            Some(every) => Action::RequeueAfter(every),
+            None => Action::Done,
+        };
         let want = format!(
             "{} by {}",
             reconciled_message(mark_of(&export)),
@@ -69,17 +92,15 @@ impl Reconciler for ExportReconciler {
             .as_ref()
             .and_then(|s| conditions::get(&s.conditions, "Ready"));
         if current.is_some_and(|c| c.message == want) {
-            return Ok(Action::Done);
+            return Ok(done);
         }
-        let namespace = key.namespace.as_deref().unwrap_or("default");
-        let api: Api<APIServiceExport> = Api::namespaced(cluster.client(), namespace);
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let patch = json!({"status": {"conditions": [{
             "type": "Ready", "status": "True", "reason": "Reconciled", "message": want, "lastTransitionTime": now,
         }]}});
         api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        Ok(Action::Done)
+        Ok(done)
     }
 
     async fn report_malformed(
@@ -101,6 +122,8 @@ impl Reconciler for ExportReconciler {
 pub struct Runtime {
     pub clusters: Clusters,
     pub caches: Caches,
+    /// Namespaces of every cluster (claimed objects in kcp), cached next to the exports.
+    pub namespaces: Arc<Cache<Namespace>>,
     pub readiness: Readiness,
     pub reconciler_cache: Arc<Cache<APIServiceExport>>,
     pub malformed_reports: Arc<std::sync::Mutex<Vec<String>>>,
@@ -119,10 +142,19 @@ impl Drop for Runtime {
 impl Runtime {
     /// The kcp provider on the workspace `home_kubeconfig` points at, serving slice `slice`.
     pub async fn kcp(home_kubeconfig: &Path, slice: &str) -> anyhow::Result<Self> {
+        Self::kcp_tuned(home_kubeconfig, slice, Tuning::default()).await
+    }
+
+    /// [`Runtime::kcp`] with a test reconciler tuned by `tuning`.
+    pub async fn kcp_tuned(
+        home_kubeconfig: &Path,
+        slice: &str,
+        tuning: Tuning,
+    ) -> anyhow::Result<Self> {
         let config = config_from(home_kubeconfig).await?;
         let client = kube::Client::try_from(config.clone())?;
         let provider = Box::new(KcpProvider::new(client, config, slice));
-        Ok(Self::start(provider, "replica", |_| Leadership::Always))
+        Self::start_tuned(provider, "replica", |_| Leadership::Always, tuning)
     }
 
     /// The kubernetes provider on the cluster `kubeconfig` points at.
@@ -131,7 +163,7 @@ impl Runtime {
         let url = config.cluster_url.to_string();
         let client = kube::Client::try_from(config)?;
         let provider = Box::new(KubernetesProvider::new(client, url));
-        Ok(Self::start(provider, "replica", |_| Leadership::Always))
+        Self::start(provider, "replica", |_| Leadership::Always)
     }
 
     /// The kubernetes provider, reconciling only while replica `replica` holds Lease
@@ -145,18 +177,27 @@ impl Runtime {
         let url = config.cluster_url.to_string();
         let client = kube::Client::try_from(config)?;
         let provider = Box::new(KubernetesProvider::new(client.clone(), url));
-        Ok(Self::start(provider, replica, |shutdown| {
+        Self::start(provider, replica, |shutdown| {
             Leadership::Elected(LeaseElection::start(
                 client, "default", lease, replica, shutdown,
             ))
-        }))
+        })
     }
 
     fn start(
         provider: Box<dyn Provider>,
         replica: &str,
         leadership: impl FnOnce(&CancellationToken) -> Leadership,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
+        Self::start_tuned(provider, replica, leadership, Tuning::default())
+    }
+
+    fn start_tuned(
+        provider: Box<dyn Provider>,
+        replica: &str,
+        leadership: impl FnOnce(&CancellationToken) -> Leadership,
+        tuning: Tuning,
+    ) -> anyhow::Result<Self> {
         // Logs show with `--nocapture` and RUST_LOG; a second init in the same binary is a no-op.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -166,11 +207,17 @@ impl Runtime {
         let clusters = Clusters::default();
         let endpoints = Endpoints::default();
         let readiness = Readiness::default();
-        let caches = Caches::new(&endpoints, &clusters);
+        let caches = Caches::new(&endpoints);
         let mut registry = Registry::with_prefix("kube_bind");
         caches.register_metrics(&mut registry);
-        let mut manager = Manager::new(&clusters, &caches, &mut registry);
-        let reconciler_cache = caches.get::<APIServiceExport>();
+        // Two workers, one per cluster at most (as the backend caps them with kcp).
+        let per_cluster = std::num::NonZeroUsize::new(1);
+        let mut manager = Manager::new(&clusters, &caches, per_cluster, &mut registry);
+        if let Some(deadline) = tuning.reconcile_deadline {
+            manager = manager.with_reconcile_deadline(deadline);
+        }
+        let reconciler_cache = caches.get::<APIServiceExport>()?;
+        let namespaces = caches.get::<Namespace>()?;
         let malformed_reports = Arc::default();
         let reconciles = Arc::new(AtomicUsize::new(0));
         let reconciler = ExportReconciler {
@@ -178,8 +225,9 @@ impl Runtime {
             replica: replica.to_owned(),
             reconciles: Arc::clone(&reconciles),
             malformed_reports: Arc::clone(&malformed_reports),
+            tuning,
         };
-        manager.controller(reconciler).build();
+        manager.controller(reconciler)?.build()?;
         let ctx = ProviderContext {
             clusters: clusters.clone(),
             endpoints,
@@ -190,16 +238,17 @@ impl Runtime {
         let workers = std::num::NonZeroUsize::new(2).unwrap_or(std::num::NonZeroUsize::MIN);
         let leadership = leadership(&shutdown);
         tokio::spawn(manager.run(workers, leadership, shutdown.child_token()));
-        Self {
+        Ok(Self {
             clusters,
             caches,
+            namespaces,
             readiness,
             reconciler_cache,
             malformed_reports,
             reconciles,
             registry: Arc::new(registry),
             shutdown,
-        }
+        })
     }
 
     /// Waits until cluster `id` is engaged (`true`) or not (`false`).

@@ -1,9 +1,10 @@
 //! The ready part of the work queue: keys that may be handed out now, round-robin across groups
-//! (logical clusters), FIFO within a group.
+//! (logical clusters), FIFO within a group, with an optional cap on the keys of one group out
+//! at once.
 
 use super::{FairKey, KeyHasher};
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     hash::Hash,
 };
 
@@ -51,6 +52,18 @@ pub(super) struct FairQueue<G, K> {
     empty_lanes: usize,
     /// Total keys over all lanes.
     len: usize,
+    /// At most this many keys of one group are handed out and not yet [`finished`]; `None`: no
+    /// cap (and `out` stays empty).
+    ///
+    /// [`finished`]: FairQueue::finished
+    limit: Option<usize>,
+    /// Keys handed out and not finished, per group (groups with none are absent).
+    out: HashMap<G, usize, KeyHasher>,
+    /// Lanes with keys that sit out of `ring` because their group is at its limit.
+    ///
+    /// NOTE: a lane with keys is in exactly one of `ring` and `held`; it moves back to the end
+    /// of `ring` when a key of its group finishes.
+    held: HashSet<LaneId, KeyHasher>,
 }
 
 impl<G, K> Default for FairQueue<G, K> {
@@ -62,6 +75,9 @@ impl<G, K> Default for FairQueue<G, K> {
             by_group: HashMap::default(),
             empty_lanes: 0,
             len: 0,
+            limit: None,
+            out: HashMap::default(),
+            held: HashSet::default(),
         }
     }
 }
@@ -72,28 +88,48 @@ impl<G: Clone + Eq + Hash, K: FairKey<Group = G>> FairQueue<G, K> {
         self.len
     }
 
+    /// Caps the keys of one group handed out at once (`None`: no cap).
+    pub(super) fn set_limit(&mut self, limit: Option<usize>) {
+        self.limit = limit.map(|n| n.max(1));
+    }
+
     /// Appends `key` to its group's lane; a group that had nothing ready joins the end of the
-    /// round.
+    /// round (or waits out of it while at its limit).
     pub(super) fn push(&mut self, key: K) {
         let id = match self.by_group.get(key.group()) {
             Some(&id) => id,
             None => self.open_lane(key.group()),
         };
+        let at_limit = self.at_limit(key.group());
         let lane = &mut self.lanes[id];
         if lane.keys.is_empty() {
             self.empty_lanes = self.empty_lanes.saturating_sub(1);
-            self.ring.push_back(id);
+            if at_limit {
+                self.held.insert(id);
+            } else {
+                self.ring.push_back(id);
+            }
         }
         lane.keys.push_back(key);
         self.len += 1;
     }
 
     /// Takes the oldest key of the group whose turn it is, and moves that group to the end of
-    /// the round if it has more.
+    /// the round if it has more. Groups at their limit are skipped (and held) on the way.
     pub(super) fn pop(&mut self) -> Option<K> {
-        let id = self.ring.pop_front()?;
+        let id = loop {
+            let id = self.ring.pop_front()?;
+            if self.at_limit(&self.lanes[id].group) {
+                self.held.insert(id);
+                continue;
+            }
+            break id;
+        };
         let lane = &mut self.lanes[id];
         let key = lane.keys.pop_front();
+        if self.limit.is_some() {
+            *self.out.entry(lane.group.clone()).or_default() += 1;
+        }
         if lane.keys.is_empty() {
             if lane.keys.capacity() > KEEP_LANE_CAPACITY {
                 lane.keys = VecDeque::new();
@@ -110,6 +146,33 @@ impl<G: Clone + Eq + Hash, K: FairKey<Group = G>> FairQueue<G, K> {
             self.len -= 1;
         }
         key
+    }
+
+    /// A key of `group` handed out by [`Self::pop`] is done with. Returns whether that let a
+    /// held lane back into the round (a worker may have something to take).
+    pub(super) fn finished(&mut self, group: &G) -> bool {
+        if self.limit.is_none() {
+            return false;
+        }
+        if let Some(out) = self.out.get_mut(group) {
+            *out -= 1;
+            if *out == 0 {
+                self.out.remove(group);
+            }
+        }
+        let Some(&id) = self.by_group.get(group) else {
+            return false;
+        };
+        if !self.at_limit(group) && self.held.remove(&id) {
+            self.ring.push_back(id);
+            return true;
+        }
+        false
+    }
+
+    fn at_limit(&self, group: &G) -> bool {
+        self.limit
+            .is_some_and(|limit| self.out.get(group).is_some_and(|&out| out >= limit))
     }
 
     /// Gives `group` a lane: a free slot if there is one.
@@ -209,6 +272,34 @@ mod tests {
         queue.push(Key(0, 3));
         queue.push(Key(1, 4));
         assert_eq!(ids(&mut queue), [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_group_at_its_limit_waits_while_the_others_go_on() {
+        let mut queue = FairQueue::default();
+        queue.set_limit(Some(1));
+        for id in [1, 2, 3] {
+            queue.push(Key(0, id));
+        }
+        queue.push(Key(1, 10));
+        queue.push(Key(1, 11));
+        assert_eq!(queue.pop(), Some(Key(0, 1)));
+        assert_eq!(queue.pop(), Some(Key(1, 10)));
+        assert_eq!(queue.pop(), None, "both groups have their one key out");
+        assert_eq!(queue.len(), 3, "held keys are still ready keys");
+        assert!(queue.finished(&1), "group 1 may go on");
+        assert_eq!(queue.pop(), Some(Key(1, 11)));
+        assert_eq!(queue.pop(), None);
+        queue.push(Key(0, 4));
+        assert_eq!(queue.pop(), None, "a key pushed to a held group waits too");
+        assert!(queue.finished(&0));
+        assert_eq!(ids(&mut queue), [2]);
+        assert!(queue.finished(&0));
+        assert!(!queue.finished(&1), "nothing held in group 1");
+        assert_eq!(ids(&mut queue), [3]);
+        assert!(queue.finished(&0));
+        assert_eq!(ids(&mut queue), [4]);
+        assert_eq!(queue.len(), 0);
     }
 
     #[test]

@@ -279,6 +279,77 @@ async fn a_new_cluster_is_served_within_one_round_of_all_clusters() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hung_cluster_holds_at_most_its_share_of_the_workers() {
+    use super::{Outcome, run_workers};
+    let queue = queue().with_group_limit(std::num::NonZeroUsize::new(1));
+    let done = Arc::new(AtomicUsize::new(0));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let workers = run_workers(
+        queue.clone(),
+        std::num::NonZeroUsize::new(2).unwrap(),
+        cancel.clone(),
+        {
+            let done = Arc::clone(&done);
+            move |key: &Key| {
+                let (hung, done) = (key.cluster == 0, Arc::clone(&done));
+                async move {
+                    if hung {
+                        // Cluster 0 stopped answering: its reconciles never return.
+                        std::future::pending::<()>().await;
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, String>(Outcome::Done)
+                }
+            }
+        },
+    );
+    for name in 0..10 {
+        queue.add(key(0, name));
+    }
+    for name in 0..10 {
+        queue.add(key(1, name));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        10,
+        "cluster 1 got the other worker"
+    );
+    assert_eq!(queue.in_flight(), 1, "cluster 0 holds one worker, not two");
+    assert_eq!(queue.len(), 9, "cluster 0's other keys wait, still ready");
+    cancel.cancel();
+    queue.shutdown();
+    drop(workers);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_timers_of_a_key_made_ready_again_and_again_do_not_pile_up() {
+    let queue = queue();
+    for _ in 0..10_000 {
+        // A failing key: backoff arms a timer, then an event makes it ready at once.
+        queue.add(key(0, 1));
+        take(&queue).retry();
+        queue.add(key(0, 1));
+        take(&queue).done();
+    }
+    let timers = queue.shared.lock_timers().len();
+    assert!(
+        timers <= 2 * super::MIN_TIMERS_TO_COMPACT,
+        "{timers} timers kept"
+    );
+    // Live timers survive the sweeps.
+    queue.add_after(key(0, 2), Duration::from_secs(5));
+    for name in 3..3000 {
+        queue.add(key(1, name));
+        take(&queue).retry();
+        queue.add(key(1, name));
+        take(&queue).done();
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(take(&queue).key(), &key(0, 2), "the live timer still fired");
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_wakes_parked_workers_and_refuses_new_work() {
     let queue = queue();
     let parked = tokio::spawn({
