@@ -47,15 +47,25 @@ pub async fn apply(client: &Client, object: &Value) -> Result<DynamicObject, Har
     match api.create(&PostParams::default(), &obj).await {
         Ok(created) => Ok(created),
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            let live = api.get(&name).await?;
-            let mut desired = obj;
-            keep_token(&mut desired, &live);
-            desired.metadata.resource_version = live.metadata.resource_version;
-            Ok(api.replace(&name, &PostParams::default(), &desired).await?)
+            let mut attempts = REPLACE_ATTEMPTS;
+            loop {
+                let live = api.get(&name).await?;
+                let mut desired = obj.clone();
+                keep_token(&mut desired, &live);
+                desired.metadata.resource_version = live.metadata.resource_version;
+                match api.replace(&name, &PostParams::default(), &desired).await {
+                    // A controller wrote it (e.g. its status) between our read and write.
+                    Err(kube::Error::Api(e)) if e.code == 409 && attempts > 1 => attempts -= 1,
+                    replaced => return Ok(replaced?),
+                }
+            }
         }
         Err(e) => Err(e.into()),
     }
 }
+
+/// How often `apply` reads and replaces an object that running controllers keep writing.
+const REPLACE_ATTEMPTS: usize = 5;
 
 /// Replacing a token Secret (kcp-config's bootstrap has one) without `data` would empty it until
 /// the controller-manager writes the token again (the same one: legacy tokens carry no time);

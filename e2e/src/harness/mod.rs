@@ -28,6 +28,7 @@ mod kcp_mode;
 pub mod kubectl;
 pub mod paths;
 pub mod processes;
+pub mod tcp_proxy;
 pub mod topology;
 pub mod wait;
 
