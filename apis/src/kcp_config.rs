@@ -318,13 +318,37 @@ pub fn committed_files() -> Vec<(&'static str, &'static str)> {
 
 /// Every committed object, in apply order, parsed from [`committed_files`].
 pub fn committed() -> Result<Vec<Value>, CrdError> {
+    committed_without(&[])
+}
+
+/// The committed objects in apply order, leaving out the files named in `without` (e.g.
+/// [`BIND_GRANT_FILE`], for an installation that grants `bind` its own way).
+pub fn committed_without(without: &[&str]) -> Result<Vec<Value>, CrdError> {
     let mut objects = Vec::new();
     for (name, text) in committed_files() {
-        let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| CrdError::Yaml {
-            name: name.to_owned(),
-            message: e.to_string(),
-        })?;
-        objects.extend(docs.into_iter().filter(|d| !d.is_null()));
+        if !without.contains(&name) {
+            objects.extend(parse_file(name, text)?);
+        }
     }
     Ok(objects)
+}
+
+/// The objects of the committed file `name`.
+pub fn committed_file(name: &str) -> Result<Vec<Value>, CrdError> {
+    let (name, text) = committed_files()
+        .into_iter()
+        .find(|(file, _)| *file == name)
+        .ok_or_else(|| CrdError::Yaml {
+            name: name.to_owned(),
+            message: "no such file in kcp-config".to_owned(),
+        })?;
+    parse_file(name, text)
+}
+
+fn parse_file(name: &str, text: &str) -> Result<Vec<Value>, CrdError> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| CrdError::Yaml {
+        name: name.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
