@@ -26,6 +26,8 @@ pub const CONTROLLER_ROLE: &str = "kube-bind:controller";
 pub const BIND_ROLE: &str = "kube-bind:bind";
 /// The file holding [`BIND_ROLE`], for those who apply kcp-config without it (see its README).
 pub const BIND_GRANT_FILE: &str = "rbac-kube-bind-bind.yaml";
+/// The file holding the home workspace's own APIBinding to the export.
+pub const SELF_BINDING_FILE: &str = "apibinding-kube-bind.io.yaml";
 /// Who may bind the export by default: every authenticated kcp user, as kcp grants `bind` on its
 /// own `tenancy.kcp.io` and `topology.kcp.io` exports. Binding only changes the binder's own
 /// workspace, whose owner accepts the claims there.
@@ -277,7 +279,7 @@ fn self_binding() -> ConfigFile {
         .map(AcceptablePermissionClaim::accept_all)
         .collect();
     ConfigFile {
-        file_name: format!("apibinding-{EXPORT_NAME}.yaml"),
+        file_name: SELF_BINDING_FILE.into(),
         objects: vec![json!({
             "apiVersion": "apis.kcp.io/v1alpha2",
             "kind": "APIBinding",
