@@ -22,6 +22,16 @@ pub const HOME_WORKSPACE: &str = "root:kube-bind";
 pub const CONTROLLER_SERVICE_ACCOUNT: (&str, &str) = ("default", "kube-bind-controller");
 /// Name of the ClusterRole (and binding) giving that ServiceAccount access to the export.
 pub const CONTROLLER_ROLE: &str = "kube-bind:controller";
+/// Name of the ClusterRole (and binding) that lets service-provider workspaces bind the export.
+pub const BIND_ROLE: &str = "kube-bind:bind";
+/// The file holding [`BIND_ROLE`], for those who apply kcp-config without it (see its README).
+pub const BIND_GRANT_FILE: &str = "rbac-kube-bind-bind.yaml";
+/// The file holding the home workspace's own APIBinding to the export.
+pub const SELF_BINDING_FILE: &str = "apibinding-kube-bind.io.yaml";
+/// Who may bind the export by default: every authenticated kcp user, as kcp grants `bind` on its
+/// own `tenancy.kcp.io` and `topology.kcp.io` exports. Binding only changes the binder's own
+/// workspace, whose owner accepts the claims there.
+pub const BIND_GROUP: &str = "system:authenticated";
 
 /// Length of the hash part of a schema name.
 const HASH_LEN: usize = 7;
@@ -134,7 +144,7 @@ pub fn render(
     today: &str,
     previous: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<ConfigFile>, CrdError> {
-    let mut files = vec![bootstrap(), controller_rbac()];
+    let mut files = vec![bootstrap(), controller_rbac(), bind_grant()];
     let mut export_resources = Vec::new();
     for crd in crds::all()? {
         let plural = crd.spec.names.plural.clone();
@@ -238,6 +248,30 @@ fn controller_rbac() -> ConfigFile {
     }
 }
 
+/// kcp's APIBinding admission checks verb `bind` on `apiexports/<export>` in the export's
+/// workspace for whoever creates the binding; without this only kcp admins could bind.
+fn bind_grant() -> ConfigFile {
+    ConfigFile {
+        file_name: BIND_GRANT_FILE.into(),
+        objects: vec![
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": { "name": BIND_ROLE },
+                "rules": [
+                    { "apiGroups": ["apis.kcp.io"], "resources": ["apiexports"],
+                      "resourceNames": [EXPORT_NAME], "verbs": ["bind"] },
+                ],
+            }),
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": { "name": BIND_ROLE },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": BIND_ROLE },
+                "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": BIND_GROUP }],
+            }),
+        ],
+    }
+}
+
 /// The home workspace binds its own export, accepting every claim for all objects.
 fn self_binding() -> ConfigFile {
     let claims: Vec<AcceptablePermissionClaim> = permission_claims()
@@ -245,7 +279,7 @@ fn self_binding() -> ConfigFile {
         .map(AcceptablePermissionClaim::accept_all)
         .collect();
     ConfigFile {
-        file_name: format!("apibinding-{EXPORT_NAME}.yaml"),
+        file_name: SELF_BINDING_FILE.into(),
         objects: vec![json!({
             "apiVersion": "apis.kcp.io/v1alpha2",
             "kind": "APIBinding",
@@ -268,6 +302,7 @@ pub fn committed_files() -> Vec<(&'static str, &'static str)> {
     files![
         "bootstrap.yaml",
         "rbac-kube-bind-controller.yaml",
+        "rbac-kube-bind-bind.yaml",
         "apiresourceschema-apiconversions.kube-bind.io.yaml",
         "apiresourceschema-apiservicebindings.kube-bind.io.yaml",
         "apiresourceschema-apiserviceexportrequests.kube-bind.io.yaml",
@@ -285,13 +320,37 @@ pub fn committed_files() -> Vec<(&'static str, &'static str)> {
 
 /// Every committed object, in apply order, parsed from [`committed_files`].
 pub fn committed() -> Result<Vec<Value>, CrdError> {
+    committed_without(&[])
+}
+
+/// The committed objects in apply order, leaving out the files named in `without` (e.g.
+/// [`BIND_GRANT_FILE`], for an installation that grants `bind` its own way).
+pub fn committed_without(without: &[&str]) -> Result<Vec<Value>, CrdError> {
     let mut objects = Vec::new();
     for (name, text) in committed_files() {
-        let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| CrdError::Yaml {
-            name: name.to_owned(),
-            message: e.to_string(),
-        })?;
-        objects.extend(docs.into_iter().filter(|d| !d.is_null()));
+        if !without.contains(&name) {
+            objects.extend(parse_file(name, text)?);
+        }
     }
     Ok(objects)
+}
+
+/// The objects of the committed file `name`.
+pub fn committed_file(name: &str) -> Result<Vec<Value>, CrdError> {
+    let (name, text) = committed_files()
+        .into_iter()
+        .find(|(file, _)| *file == name)
+        .ok_or_else(|| CrdError::Yaml {
+            name: name.to_owned(),
+            message: "no such file in kcp-config".to_owned(),
+        })?;
+    parse_file(name, text)
+}
+
+fn parse_file(name: &str, text: &str) -> Result<Vec<Value>, CrdError> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| CrdError::Yaml {
+        name: name.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }

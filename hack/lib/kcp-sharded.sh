@@ -17,7 +17,7 @@
 # Authentication through the front-proxy: the front-proxy is given no token authenticator, so
 # it forwards requests without a client certificate as they are (the Authorization header
 # included) and the shard behind it checks the bearer token. Every shard reads the same
-# tokens.csv, so the static admin token works through the front-proxy, on every shard and on
+# tokens.csv, so the static tokens (admin, provider-owner) work through the front-proxy, on every shard and on
 # every shard's virtual workspaces; so do service-account tokens (one SA key for all shards).
 # Client certificates of client-ca are authenticated by the front-proxy itself and forwarded
 # as request headers.

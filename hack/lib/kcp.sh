@@ -9,7 +9,9 @@
 #
 # Every client of ours authenticates with one static token from STATE/tokens.csv (group
 # system:kcp:admin, as kcp's own `kcp-admin`): kcp's generated kcp-admin token changes on every
-# start, and ours must survive restarts of single shards.
+# start, and ours must survive restarts of single shards. A second static user,
+# `provider-owner` (no groups but system:authenticated), lets tests act as a workspace owner who
+# is not a kcp admin.
 
 # shellcheck source=SCRIPTDIR/kcp-sharded.sh
 source "$(dirname "${BASH_SOURCE[0]}")/kcp-sharded.sh"
@@ -19,6 +21,7 @@ DEFAULT_KCP_PORT=16800
 DEFAULT_KCP_ETCD_PORT=23900
 DEFAULT_KCP_ETCD_PEER_PORT=24900
 KCP_ADMIN_USER=kcp-admin-static
+KCP_PROVIDER_OWNER=provider-owner
 
 kcp_log_file() { printf '%s/logs/%s.log\n' "$KB_STATE" "$1"; }
 
@@ -32,7 +35,10 @@ shard_names() {
 
 shard_count() { cat "$KB_STATE/shards" 2>/dev/null; }
 
-admin_token() { cut -d, -f1 "$KB_STATE/tokens.csv"; }
+# user_token USER: the static token of USER in STATE/tokens.csv.
+user_token() { awk -F, -v user="$1" '$2 == user { print $1 }' "$KB_STATE/tokens.csv"; }
+
+admin_token() { user_token "$KCP_ADMIN_USER"; }
 
 _KCP_LOCK_FD=
 kcp_lock() {
@@ -41,7 +47,8 @@ kcp_lock() {
   flock -w 600 "$_KCP_LOCK_FD" || die "timed out waiting for $KB_STATE/.lock (another hack/kcp.sh is working there)"
 }
 
-# The static admin token, made once per state dir.
+# The static tokens, made once per state dir (a user missing from an older state dir is added;
+# kcp reads the file when it starts).
 kcp_init_state() {
   local shards=$1
   mkdir -p "$KB_STATE/logs"
@@ -50,6 +57,9 @@ kcp_init_state() {
       >"$KB_STATE/tokens.csv.tmp"
     chmod 600 "$KB_STATE/tokens.csv.tmp"
     mv -f "$KB_STATE/tokens.csv.tmp" "$KB_STATE/tokens.csv"
+  fi
+  if [[ -z $(user_token "$KCP_PROVIDER_OWNER") ]]; then
+    printf '%s,%s,%s\n' "$(openssl rand -hex 24)" "$KCP_PROVIDER_OWNER" "$KCP_PROVIDER_OWNER" >>"$KB_STATE/tokens.csv"
   fi
   printf '%s\n' "$shards" >"$KB_STATE/shards"
 }

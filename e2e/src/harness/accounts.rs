@@ -1,5 +1,6 @@
-//! ServiceAccount tokens: what a test or the quickstart needs to act as an identity other than
-//! admin, from a legacy token Secret (kcp-config's bootstrap has one) or the TokenRequest API.
+//! Identities other than admin: ServiceAccount tokens, from a legacy token Secret (kcp-config's
+//! bootstrap has one) or the TokenRequest API, and kcp's static user [`PROVIDER_OWNER`], made
+//! owner of a workspace with [`make_workspace_owner`].
 
 use std::time::Duration;
 
@@ -8,8 +9,31 @@ use k8s_openapi::api::{
     core::v1::{Secret, ServiceAccount},
 };
 use kube::{Api, Client, api::PostParams};
+use serde_json::json;
 
-use super::wait::{Check, WaitError, wait_for};
+use super::{
+    HarnessError, apply,
+    wait::{Check, WaitError, wait_for},
+};
+
+/// A static kcp user (token in `tokens.csv`, see `hack/lib/kcp.sh`) in no group but
+/// `system:authenticated`: a workspace owner who is not a kcp admin. Its token:
+/// [`super::Env::static_token`].
+pub const PROVIDER_OWNER: &str = "provider-owner";
+
+/// Makes `user` an owner of the workspace `admin` is an admin client of: `cluster-admin` there.
+/// That also covers kcp's workspace entry check (verb `access` on the non-resource URL `/`),
+/// since `cluster-admin` allows every verb on every non-resource URL.
+pub async fn make_workspace_owner(admin: &Client, user: &str) -> Result<(), HarnessError> {
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": { "name": format!("owner:{user}") },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }],
+    });
+    apply::apply(admin, &binding).await?;
+    Ok(())
+}
 
 /// The token in Secret `namespace/secret` (a `kubernetes.io/service-account-token` Secret), once
 /// the controller-manager has filled it.

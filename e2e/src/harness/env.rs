@@ -352,6 +352,23 @@ impl Env {
         self.kcp_launcher()?.run(command, &[shard])
     }
 
+    /// The static token of `user` in the `tokens.csv` of the kcp this harness started
+    /// (`hack/lib/kcp.sh` makes the admin and [`super::accounts::PROVIDER_OWNER`]).
+    pub fn static_token(&self, user: &str) -> Result<String, HarnessError> {
+        let path = self.kcp_launcher()?.state.join("tokens.csv");
+        let text = std::fs::read_to_string(&path).map_err(|e| HarnessError::io(&path, e))?;
+        text.lines()
+            .map(|line| line.split(',').collect::<Vec<_>>())
+            .find(|fields| fields.get(1) == Some(&user))
+            .and_then(|fields| fields.first().map(|token| token.to_string()))
+            .ok_or_else(|| {
+                HarnessError::Other(format!(
+                    "{} has no token for user {user}; restart kcp with a fresh state dir",
+                    path.display()
+                ))
+            })
+    }
+
     /// The shard serving `workspace` (as recorded when it was made).
     pub fn shard_of(&self, workspace: &str) -> Result<String, HarnessError> {
         self.workspace(workspace)?.shard.clone().ok_or_else(|| {

@@ -45,20 +45,8 @@ pub async fn setup_kube_bind(
     consumer: Option<&str>,
 ) -> Result<KubeBindTopology, HarnessError> {
     let patience = env.patience();
-    let home = env.workspace(home)?.clone();
+    let home = install_kcp_config(env, home, &[]).await?;
     let home_client = home.client().await?;
-    let objects = kcp_config::committed().map_err(|e| HarnessError::Other(e.to_string()))?;
-    for mut object in objects {
-        if object["kind"] == "APIBinding" {
-            object["spec"]["reference"]["export"]["path"] = json!(home.path);
-            bind(&home_client, &home.path, &object, patience).await?;
-        } else {
-            apply::apply(&home_client, &object).await?;
-        }
-    }
-    binding_bound(&home_client, &home.path, kcp_config::EXPORT_NAME, patience)
-        .await
-        .map_err(|e| HarnessError::Other(e.to_string()))?;
 
     let binding = kube_bind_binding(&home)?;
     let mut provider_workspaces = Vec::new();
@@ -82,8 +70,46 @@ pub async fn setup_kube_bind(
     })
 }
 
+/// Whether kcp's APIBinding admission refused a binding (403 "no permission to bind"). kcp gives
+/// the same answer while it has not resolved a just-created export and when the user lacks verb
+/// `bind` on it (so as not to leak whether the export exists).
+pub fn is_bind_refused(error: &HarnessError) -> bool {
+    matches!(error, HarnessError::Kube(kube::Error::Api(status))
+        if status.code == 403 && status.message.contains("no permission to bind"))
+}
+
+/// Applies kcp-config to the workspace `home` as admin, leaving out the files named in `without`
+/// (e.g. [`kcp_config::BIND_GRANT_FILE`]), and waits until its self-binding is bound (unless
+/// [`kcp_config::SELF_BINDING_FILE`] is left out).
+pub async fn install_kcp_config(
+    env: &Env,
+    home: &str,
+    without: &[&str],
+) -> Result<Workspace, HarnessError> {
+    let patience = env.patience();
+    let home = env.workspace(home)?.clone();
+    let home_client = home.client().await?;
+    let objects =
+        kcp_config::committed_without(without).map_err(|e| HarnessError::Other(e.to_string()))?;
+    for mut object in objects {
+        if object["kind"] == "APIBinding" {
+            object["spec"]["reference"]["export"]["path"] = json!(home.path);
+            bind(&home_client, &home.path, &object, patience).await?;
+        } else {
+            apply::apply(&home_client, &object).await?;
+        }
+    }
+    if !without.contains(&kcp_config::SELF_BINDING_FILE) {
+        binding_bound(&home_client, &home.path, kcp_config::EXPORT_NAME, patience)
+            .await
+            .map_err(|e| HarnessError::Other(e.to_string()))?;
+    }
+    Ok(home)
+}
+
 /// Creates (or replaces) an APIBinding. Right after its APIExport is created, kcp's admission
-/// answers 403 "no permission to bind" until it has resolved the export: that is retried.
+/// answers 403 "no permission to bind" until it has resolved the export: that is retried, and a
+/// refusal that outlasts `timeout` means the user lacks verb `bind` on the export.
 pub async fn bind(
     client: &kube::Client,
     workspace: &str,
@@ -95,16 +121,16 @@ pub async fn bind(
         .unwrap_or_default()
         .to_string();
     wait_for(
-        format!("APIBinding {workspace}/{name} to be admitted"),
+        format!(
+            "APIBinding {workspace}/{name} to be admitted (if kcp keeps refusing it, grant the \
+             user verb bind on the export, as kcp-config/{} does)",
+            kcp_config::BIND_GRANT_FILE
+        ),
         timeout,
         || async {
             match apply::apply(client, binding).await {
                 Ok(_) => Check::Done(Ok(())),
-                Err(HarnessError::Kube(kube::Error::Api(status)))
-                    if status.code == 403 && status.message.contains("no permission to bind") =>
-                {
-                    Check::Pending(status.message)
-                }
+                Err(refused) if is_bind_refused(&refused) => Check::Pending(refused.to_string()),
                 Err(other) => Check::Done(Err(other)),
             }
         },

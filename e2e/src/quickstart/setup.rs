@@ -29,7 +29,7 @@ use crate::harness::{
     accounts::secret_token,
     apply,
     env::client_from_kubeconfig,
-    topology::setup_kube_bind,
+    topology::{self, setup_kube_bind},
     wait::{Check, WaitError, binding_bound, wait_for},
 };
 
@@ -414,6 +414,10 @@ async fn apply_all(client: &kube::Client, objects: &[Value]) -> Result<(), Setup
 }
 
 fn is_transient(error: &HarnessError) -> bool {
+    // An example APIBinding right after its APIExport: kcp refuses it until it resolved the export.
+    if topology::is_bind_refused(error) {
+        return true;
+    }
     match error {
         HarnessError::Kube(kube::Error::Api(status)) => {
             matches!(status.code, 404 | 409 | 429 | 500 | 503 | 504)

@@ -419,3 +419,36 @@ pub async fn wait_reconciled(
     )
     .await
 }
+
+impl Runtime {
+    /// The kcp provider serving slice `slice`, as replica `replica` (written into the conditions
+    /// it sets, to tell backends apart).
+    pub async fn kcp_replica(
+        home_kubeconfig: &Path,
+        slice: &str,
+        replica: &str,
+    ) -> anyhow::Result<Self> {
+        let config = config_from(home_kubeconfig).await?;
+        let client = kube::Client::try_from(config.clone())?;
+        let provider = Box::new(KcpProvider::new(client, config, slice));
+        Ok(Self::start(provider, replica, |_| Leadership::Always))
+    }
+
+    /// The kcp provider serving slice `slice`, reconciling only while replica `replica` holds
+    /// Lease `default/<lease>` in the home workspace (the backend's `--leader-election-id`).
+    pub async fn kcp_elected(
+        home_kubeconfig: &Path,
+        slice: &str,
+        replica: &str,
+        lease: &str,
+    ) -> anyhow::Result<Self> {
+        let config = config_from(home_kubeconfig).await?;
+        let client = kube::Client::try_from(config.clone())?;
+        let provider = Box::new(KcpProvider::new(client.clone(), config, slice));
+        Ok(Self::start(provider, replica, |shutdown| {
+            Leadership::Elected(LeaseElection::start(
+                client, "default", lease, replica, shutdown,
+            ))
+        }))
+    }
+}
