@@ -431,7 +431,7 @@ impl Runtime {
         let config = config_from(home_kubeconfig).await?;
         let client = kube::Client::try_from(config.clone())?;
         let provider = Box::new(KcpProvider::new(client, config, slice));
-        Ok(Self::start(provider, replica, |_| Leadership::Always))
+        Self::start(provider, replica, |_| Leadership::Always)
     }
 
     /// The kcp provider serving slice `slice`, reconciling only while replica `replica` holds
@@ -445,10 +445,10 @@ impl Runtime {
         let config = config_from(home_kubeconfig).await?;
         let client = kube::Client::try_from(config.clone())?;
         let provider = Box::new(KcpProvider::new(client.clone(), config, slice));
-        Ok(Self::start(provider, replica, |shutdown| {
+        Self::start(provider, replica, |shutdown| {
             Leadership::Elected(LeaseElection::start(
                 client, "default", lease, replica, shutdown,
             ))
-        }))
+        })
     }
 }
