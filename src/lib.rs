@@ -5,6 +5,7 @@
 //! the same caches and never reconciles.
 
 pub mod app;
+pub mod controllers;
 pub mod http;
 pub mod metrics;
 pub mod options;

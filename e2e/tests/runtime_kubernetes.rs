@@ -172,3 +172,34 @@ async fn an_apiserver_restart_loses_no_work() -> anyhow::Result<()> {
     wait_reconciled(&client, &before, 5, env.patience()).await?;
     Ok(())
 }
+
+/// The kcp provider pointed at something that is not kcp 0.28 or newer (here a plain
+/// Kubernetes apiserver, which serves no `apis.kcp.io` at all) says so in `/readyz`, in one
+/// sentence naming the floor, and engages nothing.
+#[tokio::test]
+async fn a_kcp_provider_on_a_server_without_kcp_apis_names_the_version_floor() -> anyhow::Result<()>
+{
+    let (env, plain) = given_a_plain_provider_cluster().await?;
+    let runtime = Runtime::kcp(&plain.kubeconfig, "kube-bind.io").await?;
+    let reason = wait_for(
+        "the kcp provider to report the missing kcp APIs",
+        env.patience(),
+        || async {
+            let failure = runtime
+                .readiness
+                .report()
+                .into_iter()
+                .find(|c| c.name == "provider")
+                .and_then(|c| c.failure);
+            match failure {
+                Some(reason) if reason.contains("kcp 0.28 or newer") => Check::Done(reason),
+                other => Check::Pending(format!("provider check: {other:?}")),
+            }
+        },
+    )
+    .await?;
+    println!("readiness: {reason}");
+    assert!(reason.contains("apis.kcp.io/v1alpha2"), "{reason}");
+    assert!(runtime.clusters.is_empty());
+    Ok(())
+}

@@ -12,13 +12,13 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 use kube_bind_apis::APIServiceExport;
 use kube_bind_apis::conditions;
+use kube_bind_backend::controllers::status::report_on_conditions;
 use kube_bind_backend::provider::kcp::KcpProvider;
 use kube_bind_backend::provider::kubernetes::KubernetesProvider;
 use kube_bind_backend::provider::{
     Cluster, ClusterId, Clusters, Endpoints, Provider, ProviderContext,
 };
 use kube_bind_backend::readiness::Readiness;
-use kube_bind_backend::runtime::controller::report_on_conditions;
 use kube_bind_backend::runtime::leader::{Leadership, LeaseElection};
 use kube_bind_backend::runtime::{
     Action, Cache, Caches, Malformed, Manager, ObjectKey, Reconciler,

@@ -1,0 +1,3 @@
+//! The kube-bind controllers, on the generic runtime of `crate::runtime`.
+
+pub mod status;
