@@ -108,6 +108,8 @@ impl<K> ClusterObjects<K> {
 /// One resource type, across every engaged cluster.
 pub struct Cache<K: CachedResource> {
     resource: String,
+    /// Only objects matching it are watched (`None`: all).
+    label_selector: Option<String>,
     clusters: DashMap<ClusterId, ClusterObjects<K>>,
     indexers: RwLock<Vec<(&'static str, Indexer<K>)>>,
     listeners: RwLock<Vec<Listener<K>>>,
@@ -132,7 +134,13 @@ impl<K: CachedResource> Default for Cache<K> {
 }
 
 impl<K: CachedResource> Cache<K> {
+    /// A cache of every object of `K`.
     pub fn new() -> Self {
+        Self::selecting(None)
+    }
+
+    /// A cache of the objects of `K` matching `label_selector` (`None`: all).
+    pub fn selecting(label_selector: Option<String>) -> Self {
         let resource = match K::group(&()).as_ref() {
             "" => K::plural(&()).into_owned(),
             group => format!("{}.{group}", K::plural(&())),
@@ -147,6 +155,7 @@ impl<K: CachedResource> Cache<K> {
         });
         Self {
             resource,
+            label_selector,
             clusters: DashMap::new(),
             indexers: RwLock::new(vec![(OWNER_INDEX, owner_indexer)]),
             listeners: RwLock::default(),
@@ -158,6 +167,11 @@ impl<K: CachedResource> Cache<K> {
     /// `<plural>.<group>` of the cached type.
     pub fn resource(&self) -> &str {
         &self.resource
+    }
+
+    /// The label selector the cache watches with, if any.
+    pub fn label_selector(&self) -> Option<&str> {
+        self.label_selector.as_deref()
     }
 
     /// Adds an index. Call before the cache starts watching.
@@ -305,7 +319,11 @@ impl<K: CachedResource> Cache<K> {
     async fn run_watch(self: Arc<Self>, endpoint: Arc<Endpoint>) {
         let id = endpoint.instance();
         let api = Api::<Tolerant<K>>::all(endpoint.wildcard_client());
-        let mut events = pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+        let mut config = watcher::Config::default();
+        if let Some(selector) = &self.label_selector {
+            config = config.labels(selector);
+        }
+        let mut events = pin!(watcher::watcher(api, config).default_backoff());
         let mut relisted: Option<HashSet<ObjectKey>> = None;
         let cancel = endpoint.cancellation().clone();
         loop {

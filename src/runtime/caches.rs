@@ -2,7 +2,8 @@
 //! opens gets one watch per cached type.
 //!
 //! Caches are declared before the first endpoint opens; a type asked for later is refused, so
-//! no controller can stall on a cache that started late (see [`Caches::get`]).
+//! no controller can stall on a cache that started late (see [`Caches::get`]). A cache may hold
+//! only the objects of a label selector ([`Caches::get_selected`]).
 //!
 //! A disengaged cluster's objects stay cached: the shared wildcard watch does not send them
 //! again when the cluster comes back (e.g. rebound in kcp), so dropping them would make
@@ -134,18 +135,45 @@ impl Caches {
         caches
     }
 
-    /// The cache of `K`. Declare every type before the provider opens its first endpoint;
-    /// asking for a new type later is refused (it would start cold while controllers run).
-    pub fn get<K: CachedResource>(&self) -> Result<Arc<Cache<K>>, LateCache> {
+    /// The cache of `K` as declared (with its label selector, if it was declared with one), or
+    /// a new cache of every object of the type. Declare every type before the provider opens
+    /// its first endpoint; asking for a new type later is refused (it would start cold while
+    /// controllers run).
+    pub fn get<K: CachedResource>(&self) -> Result<Arc<Cache<K>>, CacheError> {
+        let declared = self
+            .lock()
+            .by_type
+            .get(&TypeId::of::<K>())
+            .and_then(|c| c.clone().into_any().downcast::<Cache<K>>().ok());
+        match declared {
+            Some(cache) => Ok(cache),
+            None => self.get_selected(None),
+        }
+    }
+
+    /// The cache of `K`, holding only objects matching `label_selector` (`None`: all), so
+    /// memory does not grow with every object of a common type (Secrets, Roles) in every
+    /// cluster. A type has one cache: declaring it with two different selectors is refused.
+    pub fn get_selected<K: CachedResource>(
+        &self,
+        label_selector: Option<&str>,
+    ) -> Result<Arc<Cache<K>>, CacheError> {
         let mut state = self.lock();
         if let Some(existing) = state.by_type.get(&TypeId::of::<K>())
             && let Ok(cache) = existing.clone().into_any().downcast::<Cache<K>>()
         {
+            if cache.label_selector() != label_selector {
+                return Err(CacheError::SelectorConflict {
+                    resource: cache.resource().to_owned(),
+                    declared: cache.label_selector().unwrap_or("everything").to_owned(),
+                    requested: label_selector.unwrap_or("everything").to_owned(),
+                });
+            }
             return Ok(cache);
         }
-        let cache = Arc::new(Cache::<K>::new());
+        let cache = Arc::new(Cache::<K>::selecting(label_selector.map(str::to_owned)));
         if state.started {
-            return Err(LateCache {
+            return Err(CacheError::Late {
                 resource: cache.resource().to_owned(),
             });
         }
@@ -187,14 +215,23 @@ impl Caches {
     }
 }
 
-/// A cache type asked for after the caches started.
+/// A cache declared in a way the caches cannot serve.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the cache of {resource} was asked for after the provider opened its first endpoint; \
-     declare every cached type (controllers' `owns`, `watches`, `reads`) before the backend starts"
-)]
-pub struct LateCache {
-    pub resource: String,
+pub enum CacheError {
+    #[error(
+        "the cache of {resource} was asked for after the provider opened its first endpoint; \
+         declare every cached type (controllers' `owns`, `watches`, `reads`) before the backend starts"
+    )]
+    Late { resource: String },
+    #[error(
+        "the cache of {resource} is declared for {declared} and asked for {requested}; \
+         a type has one cache: declare it with one label selector"
+    )]
+    SelectorConflict {
+        resource: String,
+        declared: String,
+        requested: String,
+    },
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -268,6 +305,26 @@ mod tests {
     use super::*;
     use crate::provider::EndpointKind;
 
+    #[test]
+    fn a_type_has_one_cache_with_one_selector() {
+        let caches = Caches::new(&Endpoints::default());
+        let selected = caches.get_selected::<ConfigMap>(Some("app=x")).unwrap();
+        assert_eq!(selected.label_selector(), Some("app=x"));
+        assert!(Arc::ptr_eq(
+            &caches.get_selected::<ConfigMap>(Some("app=x")).unwrap(),
+            &selected
+        ));
+        assert!(
+            Arc::ptr_eq(&caches.get::<ConfigMap>().unwrap(), &selected),
+            "taken as declared"
+        );
+        let conflict = caches.get_selected::<ConfigMap>(None).unwrap_err();
+        assert!(
+            matches!(conflict, CacheError::SelectorConflict { .. }),
+            "{conflict}"
+        );
+    }
+
     #[tokio::test]
     async fn cache_types_are_declared_before_the_first_endpoint_opens() {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -289,7 +346,10 @@ mod tests {
             "a declared type is found again"
         );
         let late = caches.get::<Namespace>().unwrap_err();
-        assert_eq!(late.resource, "namespaces");
+        assert!(
+            matches!(&late, CacheError::Late { resource } if resource == "namespaces"),
+            "{late}"
+        );
         assert!(caches.unsynced().contains(&"configmaps".to_owned()));
         assert_eq!(caches.unsynced().len(), 1, "the refused type is not cached");
         shutdown.cancel();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube_bind_apis::APIServiceExport;
 use kube_bind_apis::conditions;
 use kube_bind_backend::controllers::status::report_on_conditions;
@@ -21,7 +21,7 @@ use kube_bind_backend::provider::{
 use kube_bind_backend::readiness::Readiness;
 use kube_bind_backend::runtime::leader::{Leadership, LeaseElection};
 use kube_bind_backend::runtime::{
-    Action, Cache, Caches, Malformed, Manager, ObjectKey, Reconciler,
+    Action, Cache, Caches, Malformed, Manager, ObjectKey, Reconciler, Request, status,
 };
 use kube_bind_e2e::harness::{Check, wait_for};
 use prometheus_client::registry::Registry;
@@ -38,7 +38,6 @@ pub const MARK: &str = "e2e.kube-bind.io/mark";
 
 /// Writes `Ready=True` with [`reconciled_message`] into every APIServiceExport's status.
 pub struct ExportReconciler {
-    cache: Arc<Cache<APIServiceExport>>,
     /// Written into the condition message, to tell replicas apart.
     replica: String,
     reconciles: Arc<AtomicUsize>,
@@ -66,10 +65,13 @@ impl Reconciler for ExportReconciler {
 
     async fn reconcile(
         self: Arc<Self>,
-        cluster: Cluster,
-        key: ObjectKey,
+        Request {
+            cluster,
+            key,
+            object,
+        }: Request<APIServiceExport>,
     ) -> Result<Action, kube::Error> {
-        let Some(export) = self.cache.get(&key) else {
+        let Some(export) = object else {
             return Ok(Action::Done);
         };
         self.reconciles.fetch_add(1, Ordering::SeqCst);
@@ -95,11 +97,11 @@ impl Reconciler for ExportReconciler {
             return Ok(done);
         }
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let patch = json!({"status": {"conditions": [{
+        let status = json!({"conditions": [{
             "type": "Ready", "status": "True", "reason": "Reconciled", "message": want, "lastTransitionTime": now,
-        }]}});
-        api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        }]});
+        // Guarded by the version just read: a concurrent write makes a 409, run again at once.
+        status::patch_status(&api, &export, status).await?;
         Ok(done)
     }
 
@@ -221,7 +223,6 @@ impl Runtime {
         let malformed_reports = Arc::default();
         let reconciles = Arc::new(AtomicUsize::new(0));
         let reconciler = ExportReconciler {
-            cache: reconciler_cache.clone(),
             replica: replica.to_owned(),
             reconciles: Arc::clone(&reconciles),
             malformed_reports: Arc::clone(&malformed_reports),

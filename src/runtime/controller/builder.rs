@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Manager, Reconciler, Registered, WorkKey};
 use crate::runtime::cache::{Cache, CacheEvent, CachedResource, SyncState};
-use crate::runtime::caches::LateCache;
+use crate::runtime::caches::CacheError;
 use crate::runtime::object::{ObjectKey, is_namespaced};
 
 /// Declares what else a controller watches and reads; finish with [`ControllerBuilder::build`].
@@ -15,8 +15,8 @@ pub struct ControllerBuilder<'m, R: Reconciler> {
     pub(super) reconciler: Arc<R>,
     pub(super) primary: Arc<Cache<R::Object>>,
     pub(super) reads: Vec<Arc<dyn SyncState>>,
-    /// The first cache declared too late, reported by `build`.
-    pub(super) late: Option<LateCache>,
+    /// The first cache that could not be declared, reported by `build`.
+    pub(super) refused: Option<CacheError>,
 }
 
 impl<R: Reconciler> ControllerBuilder<'_, R> {
@@ -55,18 +55,57 @@ impl<R: Reconciler> ControllerBuilder<'_, R> {
     }
 
     /// Declares that the reconciler reads the cache of `C` (its keys wait for its first LIST)
-    /// and returns it. `owns` and `watches` declare their caches themselves.
+    /// and returns it: as declared before (see [`Self::reads_selected`]), else of every object
+    /// of `C`. `owns` and `watches` declare their caches this way themselves. `None` if it could
+    /// not be declared; `build` then says why.
     pub fn reads<C: CachedResource>(&mut self) -> Option<Arc<Cache<C>>> {
-        match self.manager.caches.get::<C>() {
+        let declared = self.manager.caches.get::<C>();
+        self.declared(declared)
+    }
+
+    /// Like [`Self::reads`], for a cache of only the objects of `C` matching `label_selector`.
+    /// Declare it before `owns`/`watches` of the same type, which take it as it is.
+    pub fn reads_selected<C: CachedResource>(
+        &mut self,
+        label_selector: &str,
+    ) -> Option<Arc<Cache<C>>> {
+        let declared = self.manager.caches.get_selected::<C>(Some(label_selector));
+        self.declared(declared)
+    }
+
+    fn declared<C: CachedResource>(
+        &mut self,
+        declared: Result<Arc<Cache<C>>, CacheError>,
+    ) -> Option<Arc<Cache<C>>> {
+        match declared {
             Ok(cache) => {
                 self.reads.push(cache.clone());
                 Some(cache)
             }
-            Err(late) => {
-                self.late.get_or_insert(late);
+            Err(refused) => {
+                self.refused.get_or_insert(refused);
                 None
             }
         }
+    }
+
+    /// Events of the cluster-scoped `C` enqueue the namespaced primary object its labels name
+    /// (`namespace_label`, `name_label`): a cluster-scoped child (ClusterRole, Namespace)
+    /// cannot carry a namespaced owner's ownerReference, so the labels stand in for it.
+    pub fn owns_by_labels<C: CachedResource>(
+        self,
+        namespace_label: &'static str,
+        name_label: &'static str,
+    ) -> Self {
+        let queue = self.manager.queue.clone();
+        self.on::<C>(move |event| {
+            if let Some(owner) = labelled_owner(event, namespace_label, name_label) {
+                queue.add(WorkKey {
+                    controller: R::NAME,
+                    object: owner,
+                });
+            }
+        })
     }
 
     fn on<C: CachedResource>(
@@ -79,11 +118,11 @@ impl<R: Reconciler> ControllerBuilder<'_, R> {
         self
     }
 
-    /// Registers the controller with the manager; refused if one of its caches was declared
-    /// after the caches started.
-    pub fn build(self) -> Result<(), LateCache> {
-        if let Some(late) = self.late {
-            return Err(late);
+    /// Registers the controller with the manager; refused if one of its caches could not be
+    /// declared (too late, or with a conflicting label selector).
+    pub fn build(self) -> Result<(), CacheError> {
+        if let Some(refused) = self.refused {
+            return Err(refused);
         }
         let registered = Registered {
             reconciler: self.reconciler,
@@ -93,6 +132,25 @@ impl<R: Reconciler> ControllerBuilder<'_, R> {
         self.manager.register(registered);
         Ok(())
     }
+}
+
+/// The namespaced owner `event`'s object names in its labels, if both are there.
+fn labelled_owner<C: CachedResource>(
+    event: &CacheEvent<'_, C>,
+    namespace_label: &str,
+    name_label: &str,
+) -> Option<ObjectKey> {
+    let (key, entry) = match event {
+        CacheEvent::Applied { key, new, .. } => (*key, *new),
+        CacheEvent::Deleted { key, old } => (*key, *old),
+    };
+    let labels = entry.meta().labels.as_ref()?;
+    let (namespace, name) = (labels.get(namespace_label)?, labels.get(name_label)?);
+    Some(ObjectKey::new(
+        key.cluster.clone(),
+        Some(namespace.clone()),
+        name,
+    ))
 }
 
 /// The keys of `event`'s controller owners of kind `O` (owners live in the child's namespace
@@ -216,6 +274,34 @@ mod tests {
             controller_owners::<Namespace, ConfigMap>(&event),
             [ObjectKey::new(ClusterId::new("c1"), None, "ns")]
         );
+    }
+
+    #[test]
+    fn cluster_scoped_children_map_to_the_owner_their_labels_name() {
+        let key = ObjectKey::new(ClusterId::new("c1"), None, "kube-binder-ns1");
+        let mut role = k8s_openapi::api::rbac::v1::ClusterRole::default();
+        role.metadata.labels = Some(
+            [
+                ("owner-namespace".to_owned(), "cluster-ns".to_owned()),
+                ("owner-name".to_owned(), "binding".to_owned()),
+            ]
+            .into(),
+        );
+        let entry = Entry::Valid(Arc::new(role));
+        let event = CacheEvent::Applied {
+            key: &key,
+            old: None,
+            new: &entry,
+        };
+        assert_eq!(
+            labelled_owner(&event, "owner-namespace", "owner-name"),
+            Some(ObjectKey::new(
+                ClusterId::new("c1"),
+                Some("cluster-ns".into()),
+                "binding"
+            ))
+        );
+        assert_eq!(labelled_owner(&event, "owner-namespace", "missing"), None);
     }
 
     #[test]

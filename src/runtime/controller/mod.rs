@@ -11,6 +11,7 @@
 //! - here: the [`Manager`], which dispatches keys to controllers.
 
 mod builder;
+mod failure;
 mod metrics;
 mod reconciler;
 
@@ -26,11 +27,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 pub use self::builder::ControllerBuilder;
-pub use self::reconciler::Reconciler;
+pub use self::failure::FORBIDDEN_RETRY;
+pub use self::reconciler::{Reconciler, Request};
 
+use self::failure::Followup;
 use self::metrics::{ControllerLabels, ReconcileMetrics, ResultLabels};
 use super::cache::{Cache, SyncState};
-use super::caches::{Caches, LateCache};
+use super::caches::{CacheError, Caches};
 use super::leader::Leadership;
 use super::object::{Entry, ObjectKey};
 use super::queue::{Backoff, FairKey, Outcome, QueueMetrics, WorkQueue, run_workers};
@@ -68,13 +71,19 @@ impl FairKey for WorkKey {
 /// What a reconcile asks for next.
 pub type Action = Outcome;
 
+/// A failed reconcile, as the manager sees it.
+struct Failed {
+    followup: Followup,
+    message: String,
+}
+
 /// Type-erased controller, as the manager dispatches to it.
 trait Dispatch: Send + Sync {
     fn reconcile(
         &self,
         cluster: Cluster,
         key: ObjectKey,
-    ) -> BoxFuture<'static, Result<Action, String>>;
+    ) -> BoxFuture<'static, Result<Action, Failed>>;
     /// Every cached primary key of `cluster` (to enqueue on engagement and on becoming leader).
     fn keys(&self, cluster: &ClusterId) -> Vec<ObjectKey>;
     /// Whether every cache this controller reads completed its first LIST on endpoint
@@ -94,14 +103,26 @@ impl<R: Reconciler> Dispatch for Registered<R> {
         &self,
         cluster: Cluster,
         key: ObjectKey,
-    ) -> BoxFuture<'static, Result<Action, String>> {
+    ) -> BoxFuture<'static, Result<Action, Failed>> {
         let reconciler = self.reconciler.clone();
-        if let Some(Entry::Malformed(malformed)) = self.primary.entry(&key) {
-            let future = reconciler.report_malformed(cluster, key, malformed);
-            return Box::pin(async move { future.await.map_err(|e| e.to_string()) });
-        }
-        let future = reconciler.reconcile(cluster, key);
-        Box::pin(async move { future.await.map_err(|e| e.to_string()) })
+        let failed = |error: R::Error| Failed {
+            followup: Followup::of(&error),
+            message: error.to_string(),
+        };
+        let object = match self.primary.entry(&key) {
+            Some(Entry::Malformed(malformed)) => {
+                let future = reconciler.report_malformed(cluster, key, malformed);
+                return Box::pin(async move { future.await.map_err(failed) });
+            }
+            Some(Entry::Valid(object)) => Some(object),
+            None => None,
+        };
+        let future = reconciler.reconcile(Request {
+            cluster,
+            key,
+            object,
+        });
+        Box::pin(async move { future.await.map_err(failed) })
     }
     fn keys(&self, cluster: &ClusterId) -> Vec<ObjectKey> {
         self.primary.keys(cluster)
@@ -171,7 +192,7 @@ impl Manager {
     pub fn controller<R: Reconciler>(
         &mut self,
         reconciler: R,
-    ) -> Result<ControllerBuilder<'_, R>, LateCache> {
+    ) -> Result<ControllerBuilder<'_, R>, CacheError> {
         let primary = self.caches.get::<R::Object>()?;
         let queue = self.queue.clone();
         primary.on_change(move |event| {
@@ -186,7 +207,7 @@ impl Manager {
             reconciler: Arc::new(reconciler),
             primary,
             reads,
-            late: None,
+            refused: None,
         })
     }
 
@@ -273,15 +294,24 @@ impl Manager {
                     let result = tokio::select! {
                         () = cancelled.cancelled() => Ok(Action::Done),
                         result = tokio::time::timeout(deadline, controller.reconcile(cluster, object)) => {
-                            result.unwrap_or_else(|_| Err(format!(
-                                "reconcile did not finish within {deadline:?} (its cluster may not answer); cancelled, retrying with backoff"
-                            )))
+                            result.unwrap_or_else(|_| Err(Failed {
+                                followup: Followup::Failure,
+                                message: format!(
+                                    "reconcile did not finish within {deadline:?} (its cluster may not answer); cancelled, retrying with backoff"
+                                ),
+                            }))
                         }
                     };
-                    let outcome = match &result {
-                        Ok(_) => "success",
-                        Err(_) if started.elapsed() >= deadline => "timeout",
-                        Err(_) => "error",
+                    let (outcome, result) = match result {
+                        Ok(action) => ("success", Ok(action)),
+                        Err(failed) => match failed.followup.action() {
+                            Some(action) => {
+                                tracing::debug!(error = %failed.message, ?action, "reconcile refused; not a failure");
+                                (failed.followup.label(), Ok(action))
+                            }
+                            None if started.elapsed() >= deadline => ("timeout", Err(failed.message)),
+                            None => ("error", Err(failed.message)),
+                        },
                     };
                     metrics
                         .total
