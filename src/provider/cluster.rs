@@ -391,6 +391,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cluster_builds_its_client_once() {
+        let endpoint = Arc::new(endpoint(EndpointKind::VirtualWorkspace));
+        let cluster = Cluster::new(ClusterId::new("a"), endpoint);
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let _first = cluster.client();
+        let tasks = metrics.num_alive_tasks();
+        let clients: Vec<kube::Client> = (0..100).map(|_| cluster.client()).collect();
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            tasks,
+            "no request-buffer task per call ({} clients)",
+            clients.len()
+        );
+    }
+
+    #[tokio::test]
     async fn each_opened_endpoint_is_a_new_instance() {
         let (a, b) = (
             endpoint(EndpointKind::Direct),

@@ -668,6 +668,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_ending_watch_of_a_closed_endpoint_leaves_its_reopened_successor_alone() {
+        let cache = Cache::<ConfigMap>::new();
+        // The same URL closed and opened again: two endpoints, two instances.
+        let (old, new) = (vw_endpoint(), vw_endpoint());
+        assert_eq!(old.url(), new.url());
+        cache.apply(&old, config_map("a", "x", "1", None));
+        cache.apply(&new, config_map("a", "x", "1", None));
+        cache.apply(&new, config_map("a", "y", "2", None));
+        cache.forget_endpoint(old.instance());
+        assert_eq!(cache.len(), 2, "what the new watch loaded stays");
+        cache.forget_endpoint(new.instance());
+        assert!(cache.is_empty());
+    }
+
+    #[tokio::test]
     async fn malformed_objects_are_kept_but_not_served_as_valid() {
         let cache = Cache::<ConfigMap>::new();
         let endpoint = vw_endpoint();

@@ -365,3 +365,50 @@ fn enqueue_cluster(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    use super::*;
+
+    /// A cache whose first LIST is done on endpoint 1 only.
+    struct SyncedOn(u64);
+
+    impl SyncState for SyncedOn {
+        fn resource(&self) -> &str {
+            "fakes"
+        }
+        fn is_endpoint_synced(&self, instance: u64) -> bool {
+            instance == self.0
+        }
+    }
+
+    struct Nothing;
+
+    impl Reconciler for Nothing {
+        type Object = ConfigMap;
+        type Error = kube::Error;
+        const NAME: &'static str = "nothing";
+        async fn reconcile(self: Arc<Self>, _: Request<ConfigMap>) -> Result<Action, kube::Error> {
+            Ok(Action::Done)
+        }
+    }
+
+    #[test]
+    fn a_controller_waits_only_for_the_caches_it_reads() {
+        let registered = |reads: Vec<Arc<dyn SyncState>>| Registered {
+            reconciler: Arc::new(Nothing),
+            primary: Arc::new(Cache::<ConfigMap>::new()),
+            reads,
+        };
+        let own = registered(vec![Arc::new(SyncedOn(1))]);
+        let with_slow_cache = registered(vec![Arc::new(SyncedOn(1)), Arc::new(SyncedOn(2))]);
+        assert!(own.is_synced(1));
+        assert!(
+            !with_slow_cache.is_synced(1),
+            "one of its caches is not listed yet"
+        );
+        assert!(!own.is_synced(2));
+    }
+}
