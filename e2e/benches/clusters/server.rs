@@ -1,4 +1,5 @@
-//! A synthetic kcp on plain HTTP: the home workspace's APIExportEndpointSlice, and behind each
+//! A synthetic kcp on plain HTTP: the home workspace's APIExportEndpointSlice (and the
+//! `apis.kcp.io/v1alpha2` discovery by which the provider tells kcp ≥ 0.28), and behind each
 //! virtual-workspace (VW) URL it lists (one per shard), wildcard LIST/WATCH of APIBindings,
 //! ConfigMaps and Namespaces.
 //!
@@ -269,10 +270,15 @@ fn slice_listing(vw_urls: &[String]) -> Listing {
 
 fn router(state: Arc<ServerState>) -> Router {
     const VW: &str = "/services/apiexport/{export_cluster}/{export}/clusters/{cluster}";
-    let mut router = Router::new().route(
-        "/clusters/{workspace}/apis/apis.kcp.io/v1alpha1/apiexportendpointslices",
-        get(slices),
-    );
+    let mut router = Router::new()
+        .route(
+            "/clusters/{workspace}/apis/apis.kcp.io/v1alpha1/apiexportendpointslices",
+            get(slices),
+        )
+        .route(
+            "/clusters/{workspace}/apis/apis.kcp.io/v1alpha2",
+            get(kcp_apis),
+        );
     // Shard 0 where kcp serves the VW; the others behind a `/shards/{shard}` prefix.
     for prefix in ["", "/shards/{shard}"] {
         router = router
@@ -325,6 +331,31 @@ async fn slices(
         );
     }
     list_or_watch(&state, Watched::Slice, &state.slices, &query)
+}
+
+/// Discovery of `apis.kcp.io/v1alpha2` in the home workspace: APIExports are served, as in kcp
+/// 0.28 and later, so the provider's version check passes.
+async fn kcp_apis(
+    State(state): State<Arc<ServerState>>,
+    Path(workspace): Path<String>,
+) -> Response {
+    if workspace != HOME_WORKSPACE {
+        state.counters.unexpected.fetch_add(1, Ordering::SeqCst);
+        return status(StatusCode::NOT_FOUND, "only the home workspace is served");
+    }
+    let resources = json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "apis.kcp.io/v1alpha2",
+        "resources": [{
+            "name": "apiexports",
+            "singularName": "apiexport",
+            "namespaced": false,
+            "kind": "APIExport",
+            "verbs": ["get", "list", "watch"],
+        }],
+    });
+    json_response(Body::from(resources.to_string()))
 }
 
 async fn bindings(
