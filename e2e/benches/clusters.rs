@@ -1,5 +1,6 @@
 //! Memory and watch connections per engaged logical cluster (SPEC §11): the kcp provider and
-//! the caches at 1,000 and 10,000 clusters, against a synthetic kcp served by this bench.
+//! the caches at 1,000 and 10,000 clusters on one shard and 10,000 on two, against a synthetic
+//! kcp served by this bench.
 //!
 //! Run with `cargo bench -p kube-bind-e2e --bench clusters`. Prints figures; asserts nothing
 //! about them. `CLUSTERS_BENCH_RUNS=<n>` changes the runs per configuration (default 3, the
@@ -7,26 +8,37 @@
 //!
 //! How it measures:
 //! - The parent serves a synthetic kcp (see `clusters/server.rs`) on 127.0.0.1: the home
-//!   workspace's APIExportEndpointSlice, whose one endpoint URL points back at it, and behind
-//!   that virtual workspace, wildcard LIST/WATCH of APIBindings (one per cluster), Namespaces
-//!   (one per cluster) and ConfigMaps (five per namespace).
+//!   workspace's APIExportEndpointSlice, whose endpoint URLs (one per shard; shard `s` ≥ 1 is
+//!   the same server under a `/shards/<s>` path prefix) point back at it, and behind each
+//!   virtual workspace, wildcard LIST/WATCH of APIBindings (one per cluster, all `Bound`),
+//!   Namespaces (one per cluster) and ConfigMaps (five per namespace) of the clusters on that
+//!   shard (cluster `i` on shard `i % shards`).
 //! - Each run re-executes this binary as a child that runs only the backend's `KcpProvider`
 //!   and `Caches` (`Cache<ConfigMap>`, `Cache<Namespace>`), because a process's RSS does not
-//!   reliably shrink after freeing; it waits until every cluster is engaged and every object
-//!   cached, idles 2 s with bookmarks flowing, and reports VmRSS, live heap (a counting global
-//!   allocator, exact and unaffected by allocator caching) and its time from start to synced.
-//! - While that child is alive, the parent reads how many watches are open per resource.
+//!   reliably shrink after freeing; it waits until every shard's endpoint is open, every
+//!   cluster engaged and every object cached, idles 2 s with bookmarks flowing, and reports
+//!   VmRSS, live heap (a counting global allocator, exact and unaffected by allocator caching)
+//!   and its time from start to synced.
+//! - While that child is alive, the parent reads how many watches are open per shard and
+//!   resource.
 //!
 //! How to read the table:
-//! - `baseline` is the process with an empty virtual workspace: its fixed cost.
+//! - `baseline` is the process with one empty virtual workspace: its fixed cost.
 //! - `objects of N, 1 cluster` holds exactly the objects of `N clusters` (same names, sizes and
 //!   annotations) in a single cluster; `N clusters − that control` is what clusters cost beyond
-//!   their objects, shown per cluster in KiB (target: ≤ 10 KiB per idle engaged cluster).
-//! - `watches` is open watch connections as slices/apibindings/configmaps/namespaces; it must
-//!   not grow with N (target: one per resource type, plus the slice watch on the home
-//!   workspace). `per-cl rq` counts requests that were not wildcard ones (must stay 0).
+//!   their objects, shown per cluster in KiB (÷ N − 1, the clusters beyond the control's; target:
+//!   ≤ 10 KiB per idle engaged cluster).
+//! - `N clusters, 2 shards` spreads those clusters over two virtual workspaces; its control,
+//!   `objects of N, 2 shards`, holds the same objects in one cluster per shard (÷ N − 2). The
+//!   line "a second shard" below the table is the two controls' difference: what one more
+//!   endpoint costs, whatever N.
+//! - `watches` is open watch connections: the slice watch on the home workspace, then per shard
+//!   apibindings/configmaps/namespaces, e.g. `1; 1/1/1; 1/1/1` on two shards. It must not grow
+//!   with N (target: one per resource type and shard, plus the slice watch: 4 on one shard, 7
+//!   on two). `per-cl rq` counts requests, on any shard, that were not wildcard ones (must
+//!   stay 0).
 //! - Sync time includes the counting allocator's small overhead, the same in every row.
-//! - The breakdown below the table repeats the 10,000-cluster pair with no cache, only
+//! - The breakdown below the table repeats the one-shard 10,000-cluster pair with no cache, only
 //!   `Cache<ConfigMap>` and only `Cache<Namespace>` (one run each: live heap is exact), and so
 //!   splits the per-cluster heap between the provider and each cache, and prints what one object
 //!   of each type costs.
@@ -51,15 +63,35 @@ use tokio::process::Command;
 static ALLOCATOR: clusters::heap::Counting = clusters::heap::Counting;
 
 /// The configurations, in the order they run.
-const SHAPES: [Shape; 5] = [
+const SHAPES: [Shape; 7] = [
     Shape::Baseline,
-    Shape::ObjectsOnly(1_000),
-    Shape::Clusters(1_000),
-    Shape::ObjectsOnly(10_000),
-    Shape::Clusters(10_000),
+    Shape::ObjectsOnly {
+        n: 1_000,
+        shards: 1,
+    },
+    Shape::Clusters {
+        n: 1_000,
+        shards: 1,
+    },
+    Shape::ObjectsOnly {
+        n: 10_000,
+        shards: 1,
+    },
+    Shape::Clusters {
+        n: 10_000,
+        shards: 1,
+    },
+    Shape::ObjectsOnly {
+        n: 10_000,
+        shards: 2,
+    },
+    Shape::Clusters {
+        n: 10_000,
+        shards: 2,
+    },
 ];
 const DEFAULT_RUNS: usize = 3;
-/// The cluster count the per-component breakdown is measured at.
+/// The cluster count the per-component breakdown is measured at (on one shard).
 const BREAKDOWN_AT: usize = 10_000;
 /// Target from the issue: memory per idle engaged cluster beyond its objects.
 const TARGET_KIB_PER_CLUSTER: f64 = 10.0;
@@ -120,6 +152,7 @@ impl CacheSet {
             Self::Both => (true, true),
         };
         Expectation {
+            endpoints: shape.shards(),
             clusters: shape.clusters(),
             config_maps: config_maps.then(|| shape.config_maps()),
             namespaces: namespaces.then(|| shape.namespaces()),
@@ -183,7 +216,7 @@ async fn measure_all(runs: usize) -> Result<Figures, String> {
                 watches(&seen)
             ));
             reports.push(report);
-            traffic = traffic.max(seen);
+            traffic = traffic.max(&seen);
         }
         figures.rows.push(Row {
             shape,
@@ -194,7 +227,7 @@ async fn measure_all(runs: usize) -> Result<Figures, String> {
             sync: median(reports.iter().map(|r| r.sync)),
             traffic,
         });
-        if shape.namespaces() == BREAKDOWN_AT {
+        if shape.namespaces() == BREAKDOWN_AT && shape.shards() == 1 {
             for caches in [CacheSet::None, CacheSet::ConfigMaps, CacheSet::Namespaces] {
                 let (report, _) = run_child(&kcp, caches.expectation(shape)).await?;
                 progress(format!(
@@ -264,16 +297,49 @@ fn median<T: Ord + Copy>(values: impl Iterator<Item = T>) -> T {
     values[values.len() / 2]
 }
 
-/// Open watches as `slices/apibindings/configmaps/namespaces`.
+/// Open watches as `<slices>; <apibindings>/<configmaps>/<namespaces>` of each shard, e.g.
+/// `1; 1/1/1; 1/1/1` on two shards.
 fn watches(traffic: &Traffic) -> String {
-    Resource::ALL.map(|r| traffic.open(r).to_string()).join("/")
+    let mut shown = traffic.slice_watches.to_string();
+    for shard in 0..traffic.shard_watches.len() {
+        let open = Resource::ALL.map(|r| traffic.open(shard, r).to_string());
+        shown.push_str("; ");
+        shown.push_str(&open.join("/"));
+    }
+    shown
+}
+
+/// Whether `row` saw what a constant cost means: the one slice watch, one wildcard watch per
+/// resource type on each shard, and no per-cluster request.
+fn watches_as_expected(row: &Row) -> bool {
+    let shards = row.shape.shards();
+    row.traffic.slice_watches == 1
+        && row.traffic.shard_watches.len() == shards
+        && (0..shards).all(|s| Resource::ALL.iter().all(|&r| row.traffic.open(s, r) == 1))
+        && row.traffic.per_cluster == 0
+}
+
+/// The objects-only control of `shape` (same objects, same shards, one cluster per shard).
+fn control_of(shape: Shape) -> Option<Shape> {
+    match shape {
+        Shape::Clusters { n, shards } => Some(Shape::ObjectsOnly { n, shards }),
+        Shape::Baseline | Shape::ObjectsOnly { .. } => None,
+    }
+}
+
+/// Clusters `shape` engages beyond its control: what a per-cluster figure is divided by.
+fn extra_clusters(shape: Shape, control: Shape) -> f64 {
+    shape.clusters().saturating_sub(control.clusters()).max(1) as f64
 }
 
 fn print_table(rows: &[Row]) {
     let Some(baseline) = rows.iter().find(|r| r.shape == Shape::Baseline) else {
         return;
     };
-    let control = |n: usize| rows.iter().find(|r| r.shape == Shape::ObjectsOnly(n));
+    let control = |shape: Shape| {
+        let control = control_of(shape)?;
+        rows.iter().find(|r| r.shape == control)
+    };
     let kib = |bytes: f64| bytes / 1024.0;
 
     println!();
@@ -281,7 +347,7 @@ fn print_table(rows: &[Row]) {
         "Per-cluster memory and watch connections (medians of the runs; objects = {CONFIG_MAPS_PER_NAMESPACE} ConfigMaps + 1 Namespace per namespace)"
     );
     println!(
-        "{:<26} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>11} {:>11} {:>12} {:>8} {:>12} {:>9}",
+        "{:<26} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10} {:>11} {:>11} {:>12} {:>8} {:>16} {:>9}",
         "configuration",
         "clusters",
         "objects",
@@ -297,14 +363,14 @@ fn print_table(rows: &[Row]) {
         "per-cl rq"
     );
     for row in rows {
-        let per_cluster = match (row.shape, control(row.shape.namespaces())) {
-            (Shape::Clusters(n), Some(control)) => Some((
-                kib((row.rss_kib as f64 - control.rss_kib as f64) * 1024.0) / n as f64,
-                kib(row.heap_bytes as f64 - control.heap_bytes as f64) / n as f64,
-                (row.heap_blocks as f64 - control.heap_blocks as f64) / n as f64,
-            )),
-            _ => None,
-        };
+        let per_cluster = control(row.shape).map(|control| {
+            let n = extra_clusters(row.shape, control.shape);
+            (
+                kib((row.rss_kib as f64 - control.rss_kib as f64) * 1024.0) / n,
+                kib(row.heap_bytes as f64 - control.heap_bytes as f64) / n,
+                (row.heap_blocks as f64 - control.heap_blocks as f64) / n,
+            )
+        });
         let (rss_per, heap_per, blocks_per) = match per_cluster {
             Some((rss, heap, blocks)) => (
                 format!("{rss:.2}"),
@@ -314,7 +380,7 @@ fn print_table(rows: &[Row]) {
             None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
         };
         println!(
-            "{:<26} {:>8} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>11} {:>11} {:>12} {:>8} {:>12} {:>9}",
+            "{:<26} {:>8} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>11} {:>11} {:>12} {:>8} {:>16} {:>9}",
             row.shape.label(),
             row.shape.clusters(),
             row.shape.config_maps() + row.shape.namespaces(),
@@ -333,40 +399,74 @@ fn print_table(rows: &[Row]) {
 
     println!();
     for row in rows {
-        if let (Shape::Clusters(n), Some(control)) = (row.shape, control(row.shape.namespaces())) {
-            let per_cluster = (row.rss_kib as f64 - control.rss_kib as f64) / n as f64;
+        if let Some(control) = control(row.shape) {
+            let per_cluster = (row.rss_kib as f64 - control.rss_kib as f64)
+                / extra_clusters(row.shape, control.shape);
             let verdict = if per_cluster <= TARGET_KIB_PER_CLUSTER {
                 "within"
             } else {
                 "MISSES"
             };
             println!(
-                "{n} clusters: {per_cluster:.2} KiB RSS per idle engaged cluster beyond its objects; \
-                 {verdict} the {TARGET_KIB_PER_CLUSTER} KiB target"
+                "{}: {per_cluster:.2} KiB RSS per idle engaged cluster beyond its objects; \
+                 {verdict} the {TARGET_KIB_PER_CLUSTER} KiB target",
+                row.shape.label()
             );
         }
     }
+    let objects_on = |shards: usize| {
+        rows.iter().find(|r| {
+            r.shape
+                == Shape::ObjectsOnly {
+                    n: BREAKDOWN_AT,
+                    shards,
+                }
+        })
+    };
+    if let (Some(one), Some(two)) = (objects_on(1), objects_on(2)) {
+        println!(
+            "a second shard (its endpoint, client and {} watches, one more cluster; same objects): \
+             {:+.1} MiB RSS, {:+.1} MiB heap",
+            Resource::ALL.len(),
+            (two.rss_kib as f64 - one.rss_kib as f64) / 1024.0,
+            (two.heap_bytes as f64 - one.heap_bytes as f64) / MIB
+        );
+    }
     println!(
-        "watches = open watch connections while the child idled, as {}",
+        "watches = open watch connections while the child idled: the slice watch on the home \
+         workspace; then, per shard, {}",
         Resource::ALL.map(Resource::label).join("/")
     );
-    let expected = Traffic {
-        open_watches: [1; 4],
-        ..Traffic::default()
-    }
-    .open_watches;
-    let constant = rows
+    let missed: Vec<String> = rows
         .iter()
-        .all(|r| r.traffic.open_watches == expected && r.traffic.per_cluster == 0);
-    println!(
-        "watch connections: {} (expected 1/1/1/1 in every row: the slice watch on the home workspace, \
-         one wildcard watch per resource type on the virtual workspace)",
-        if constant {
-            "constant in the cluster count"
-        } else {
-            "NOT constant; see the table"
-        }
-    );
+        .filter(|r| !watches_as_expected(r))
+        .map(|r| r.shape.label())
+        .collect();
+    let totals: Vec<String> = rows
+        .iter()
+        .filter(|r| matches!(r.shape, Shape::Clusters { .. }))
+        .map(|r| {
+            format!(
+                "{}: {} = {} types × {} shard(s) + 1",
+                r.shape.label(),
+                r.traffic.open_total(),
+                Resource::ALL.len(),
+                r.shape.shards()
+            )
+        })
+        .collect();
+    if missed.is_empty() {
+        println!(
+            "watch connections: constant in the cluster count, resource types × shards + the slice \
+             watch, no per-cluster request ({})",
+            totals.join("; ")
+        );
+    } else {
+        println!(
+            "watch connections: NOT one per resource type and shard, or per-cluster requests, in: {}",
+            missed.join(", ")
+        );
+    }
     let unexpected: usize = rows.iter().map(|r| r.traffic.unexpected).sum();
     if unexpected > 0 {
         println!("note: {unexpected} requests to paths the synthetic kcp does not serve");
@@ -387,13 +487,18 @@ fn print_breakdown(figures: &Figures) {
         Some((report.heap_bytes as f64, report.heap_blocks as f64))
     };
     let n = BREAKDOWN_AT;
+    let (measured, control) = (
+        Shape::Clusters { n, shards: 1 },
+        Shape::ObjectsOnly { n, shards: 1 },
+    );
+    let extra = extra_clusters(measured, control);
     // (bytes, blocks) per cluster beyond the objects, for one set of caches.
     let per_cluster = |caches: CacheSet| -> Option<(f64, f64)> {
-        let (bytes, blocks) = heap(Shape::Clusters(n), caches)?;
-        let (control_bytes, control_blocks) = heap(Shape::ObjectsOnly(n), caches)?;
+        let (bytes, blocks) = heap(measured, caches)?;
+        let (control_bytes, control_blocks) = heap(control, caches)?;
         Some((
-            (bytes - control_bytes) / n as f64,
-            (blocks - control_blocks) / n as f64,
+            (bytes - control_bytes) / extra,
+            (blocks - control_blocks) / extra,
         ))
     };
     let (Some(provider), Some(config_maps), Some(namespaces), Some(both)) = (
@@ -407,7 +512,7 @@ fn print_breakdown(figures: &Figures) {
     let minus = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0, a.1 - b.1);
     println!();
     println!(
-        "Where the per-cluster heap goes at {n} clusters (live heap, {n} clusters − 1-cluster control, ÷ {n}):"
+        "Where the per-cluster heap goes at {n} clusters on 1 shard (live heap, {n} clusters − 1-cluster control, ÷ {extra}):"
     );
     let line = |what: &str, (bytes, blocks): (f64, f64)| {
         println!("  {what:<74} {bytes:>7.0} B {blocks:>5.1} allocations");
@@ -427,7 +532,6 @@ fn print_breakdown(figures: &Figures) {
     line("measured with both caches", both);
 
     // Objects, from the control: one cache's heap minus the provider-only heap.
-    let control = Shape::ObjectsOnly(n);
     if let (Some(none), Some(cm), Some(ns)) = (
         heap(control, CacheSet::None),
         heap(control, CacheSet::ConfigMaps),

@@ -23,8 +23,8 @@ use super::server::SLICE;
 
 /// Set (to the home workspace URL) in the environment of a child.
 pub const HOME_URL_ENV: &str = "KUBE_BIND_BENCH_CLUSTERS_HOME_URL";
-/// What the child runs and waits for: `<clusters>,<configmaps>,<namespaces>`, `-` for a cache
-/// not created at all.
+/// What the child runs and waits for: `<endpoints>,<clusters>,<configmaps>,<namespaces>`, `-`
+/// for a cache not created at all.
 pub const EXPECT_ENV: &str = "KUBE_BIND_BENCH_CLUSTERS_EXPECT";
 /// Marks the report line among anything else on stdout.
 const REPORT_PREFIX: &str = "REPORT ";
@@ -37,6 +37,8 @@ const POLL: Duration = Duration::from_millis(10);
 /// What the child runs and waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expectation {
+    /// Virtual workspaces (shards) the slice lists.
+    pub endpoints: usize,
     pub clusters: usize,
     /// ConfigMaps to cache, or `None` to create no `Cache<ConfigMap>`.
     pub config_maps: Option<usize>,
@@ -48,7 +50,8 @@ impl Expectation {
     pub fn to_env(self) -> String {
         let count = |n: Option<usize>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
         format!(
-            "{},{},{}",
+            "{},{},{},{}",
+            self.endpoints,
             self.clusters,
             count(self.config_maps),
             count(self.namespaces)
@@ -59,14 +62,16 @@ impl Expectation {
 impl FromStr for Expectation {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let invalid =
-            || format!("{EXPECT_ENV}={s:?}: want <clusters>,<configmaps|->,<namespaces|->");
+        let invalid = || {
+            format!("{EXPECT_ENV}={s:?}: want <endpoints>,<clusters>,<configmaps|->,<namespaces|->")
+        };
         let count = |field: &str| match field {
             "-" => Ok(None),
             n => n.parse().map(Some).map_err(|_| invalid()),
         };
         match s.split(',').collect::<Vec<_>>()[..] {
-            [clusters, config_maps, namespaces] => Ok(Self {
+            [endpoints, clusters, config_maps, namespaces] => Ok(Self {
+                endpoints: endpoints.parse().map_err(|_| invalid())?,
                 clusters: clusters.parse().map_err(|_| invalid())?,
                 config_maps: count(config_maps)?,
                 namespaces: count(namespaces)?,
@@ -186,7 +191,7 @@ async fn measure(home_url: &str, expected: Expectation, started: Instant) -> Res
     let provider_task = tokio::spawn(provider.run(ctx));
 
     let synced = || {
-        endpoints.len() == 1
+        endpoints.len() == expected.endpoints
             && clusters.len() == expected.clusters
             && caches.is_synced()
             && cached() == (expected.config_maps, expected.namespaces)
@@ -194,9 +199,10 @@ async fn measure(home_url: &str, expected: Expectation, started: Instant) -> Res
     while !synced() {
         if started.elapsed() > SYNC_TIMEOUT {
             return Err(format!(
-                "not synced after {SYNC_TIMEOUT:?}: {} endpoints, {} of {} clusters, caches synced: {}, \
+                "not synced after {SYNC_TIMEOUT:?}: {} of {} endpoints, {} of {} clusters, caches synced: {}, \
                  (configmaps, namespaces) cached {:?} of {:?}",
                 endpoints.len(),
+                expected.endpoints,
                 clusters.len(),
                 expected.clusters,
                 caches.is_synced(),

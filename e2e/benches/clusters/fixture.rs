@@ -1,10 +1,14 @@
-//! What the synthetic kcp serves in one configuration ([`Shape`]): APIBindings, ConfigMaps and
-//! Namespaces as seen through a wildcard (`/clusters/*`) request, rendered once into LIST pages.
+//! What the synthetic kcp serves in one configuration ([`Shape`]): per shard (virtual
+//! workspace), APIBindings, ConfigMaps and Namespaces as seen through a wildcard (`/clusters/*`)
+//! request, rendered once into LIST pages.
 //!
 //! Objects are byte-for-byte the same size in a [`Shape::Clusters`] run and in its
 //! [`Shape::ObjectsOnly`] control (same names, same 16-character `kcp.io/cluster` value, same
-//! data); only the number of distinct clusters differs, so the RSS difference is what the
-//! clusters themselves cost.
+//! data, same shards); only the number of distinct clusters differs, so the RSS difference is
+//! what the clusters themselves cost.
+//!
+//! NOTE: a logical cluster lives on one shard, as in kcp: cluster `i` (and namespace `i`) is
+//! served by shard `i % shards`, so each shard serves its own share of bindings and objects.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -20,21 +24,35 @@ const CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
 /// One measured configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
-    /// The slice and an empty virtual workspace: the process's fixed cost.
+    /// The slice and one empty virtual workspace: the process's fixed cost.
     Baseline,
-    /// `n` bound clusters, each with one namespace holding [`CONFIG_MAPS_PER_NAMESPACE`]
-    /// ConfigMaps.
-    Clusters(usize),
-    /// The control for `Clusters(n)`: the same namespaces and ConfigMaps, all in one cluster.
-    ObjectsOnly(usize),
+    /// `n` bound clusters spread over `shards` virtual workspaces, each cluster with one
+    /// namespace holding [`CONFIG_MAPS_PER_NAMESPACE`] ConfigMaps.
+    Clusters { n: usize, shards: usize },
+    /// The control for `Clusters { n, shards }`: the same namespaces and ConfigMaps on the same
+    /// shards, in one cluster per shard.
+    ObjectsOnly { n: usize, shards: usize },
 }
 
 impl Shape {
     pub fn label(self) -> String {
+        let on = |shards: usize| match shards {
+            1 => String::new(),
+            s => format!(", {s} shards"),
+        };
         match self {
             Self::Baseline => "baseline".to_owned(),
-            Self::Clusters(n) => format!("{n} clusters"),
-            Self::ObjectsOnly(n) => format!("objects of {n}, 1 cluster"),
+            Self::Clusters { n, shards } => format!("{n} clusters{}", on(shards)),
+            Self::ObjectsOnly { n, shards: 1 } => format!("objects of {n}, 1 cluster"),
+            Self::ObjectsOnly { n, shards } => format!("objects of {n}{}", on(shards)),
+        }
+    }
+
+    /// Virtual workspaces the slice lists.
+    pub fn shards(self) -> usize {
+        match self {
+            Self::Baseline => 1,
+            Self::Clusters { shards, .. } | Self::ObjectsOnly { shards, .. } => shards,
         }
     }
 
@@ -42,15 +60,15 @@ impl Shape {
     pub fn clusters(self) -> usize {
         match self {
             Self::Baseline => 0,
-            Self::Clusters(n) => n,
-            Self::ObjectsOnly(_) => 1,
+            Self::Clusters { n, .. } => n,
+            Self::ObjectsOnly { shards, .. } => shards,
         }
     }
 
     pub fn namespaces(self) -> usize {
         match self {
             Self::Baseline => 0,
-            Self::Clusters(n) | Self::ObjectsOnly(n) => n,
+            Self::Clusters { n, .. } | Self::ObjectsOnly { n, .. } => n,
         }
     }
 
@@ -58,46 +76,70 @@ impl Shape {
         self.namespaces() * CONFIG_MAPS_PER_NAMESPACE
     }
 
-    /// The cluster namespace `i` lives in.
+    /// The cluster namespace `i` lives in (on shard `cluster % shards`).
     fn cluster_of_namespace(self, i: usize) -> usize {
         match self {
-            Self::Clusters(_) => i,
-            Self::Baseline | Self::ObjectsOnly(_) => 0,
+            Self::Clusters { .. } => i,
+            Self::Baseline | Self::ObjectsOnly { .. } => i % self.shards(),
         }
     }
 }
 
-/// Everything the virtual workspace serves in one configuration.
+/// Everything the virtual workspaces serve in one configuration.
 pub struct Fixture {
+    /// One per virtual workspace the slice lists, in the slice's order.
+    pub shards: Vec<ShardListings>,
+}
+
+/// What one shard's virtual workspace serves.
+pub struct ShardListings {
     pub bindings: Listing,
     pub config_maps: Listing,
     pub namespaces: Listing,
 }
 
+/// One shard's objects while they are built.
+#[derive(Default)]
+struct ShardObjects {
+    bindings: Vec<Value>,
+    config_maps: Vec<Value>,
+    namespaces: Vec<Value>,
+}
+
 impl Fixture {
     pub fn build(shape: Shape) -> Self {
+        let shards = shape.shards();
+        let shard_of = |cluster: usize| cluster % shards;
         let mut versions = ResourceVersions::default();
         let cluster_ids: Vec<String> = (0..shape.clusters()).map(logical_cluster_id).collect();
+        let mut objects: Vec<ShardObjects> = (0..shards).map(|_| ShardObjects::default()).collect();
 
-        let bindings: Vec<Value> = cluster_ids
-            .iter()
-            .map(|cluster| binding(cluster, versions.next()))
-            .collect();
-        let mut namespaces = Vec::with_capacity(shape.namespaces());
-        let mut config_maps = Vec::with_capacity(shape.config_maps());
+        for (i, cluster) in cluster_ids.iter().enumerate() {
+            objects[shard_of(i)]
+                .bindings
+                .push(binding(cluster, versions.next()));
+        }
         for i in 0..shape.namespaces() {
-            let cluster = &cluster_ids[shape.cluster_of_namespace(i)];
+            let c = shape.cluster_of_namespace(i);
+            let (cluster, shard) = (&cluster_ids[c], &mut objects[shard_of(c)]);
             let ns = format!("kube-bind-{i:05}");
-            namespaces.push(namespace(cluster, &ns, versions.next()));
+            shard
+                .namespaces
+                .push(namespace(cluster, &ns, versions.next()));
             for j in 0..CONFIG_MAPS_PER_NAMESPACE {
-                config_maps.push(config_map(cluster, &ns, j, versions.next()));
+                shard
+                    .config_maps
+                    .push(config_map(cluster, &ns, j, versions.next()));
             }
         }
         let rv = versions.next();
+        let render = |shard: ShardObjects| ShardListings {
+            bindings: Listing::render("apis.kcp.io/v1alpha1", "APIBinding", &rv, &shard.bindings),
+            config_maps: Listing::render("v1", "ConfigMap", &rv, &shard.config_maps),
+            namespaces: Listing::render("v1", "Namespace", &rv, &shard.namespaces),
+        };
         Self {
-            bindings: Listing::render("apis.kcp.io/v1alpha1", "APIBinding", &rv, &bindings),
-            config_maps: Listing::render("v1", "ConfigMap", &rv, &config_maps),
-            namespaces: Listing::render("v1", "Namespace", &rv, &namespaces),
+            shards: objects.into_iter().map(render).collect(),
         }
     }
 }

@@ -1,11 +1,17 @@
-//! A synthetic kcp on plain HTTP: the home workspace's APIExportEndpointSlice, and behind the one
-//! virtual-workspace (VW) URL it lists, wildcard LIST/WATCH of APIBindings, ConfigMaps and
-//! Namespaces.
+//! A synthetic kcp on plain HTTP: the home workspace's APIExportEndpointSlice (and the
+//! `apis.kcp.io/v1alpha2` discovery by which the provider tells kcp ≥ 0.28), and behind each
+//! virtual-workspace (VW) URL it lists (one per shard), wildcard LIST/WATCH of APIBindings,
+//! ConfigMaps and Namespaces.
+//!
+//! Shards are path prefixes of the one listener: shard 0 is served where kcp serves an APIExport
+//! VW (`/services/apiexport/<export cluster>/<export>`), shard `s` ≥ 1 under `/shards/<s>` in
+//! front of that; each serves its own share of the clusters (see [`Fixture`]).
 //!
 //! LISTs are served from the [`Fixture`]'s pre-rendered pages; a WATCH sends a BOOKMARK every
-//! second and stays open until its `timeoutSeconds`. Open watches are counted per resource
-//! while their response streams live, and any request that is not a wildcard one is counted
-//! too: a per-cluster request here would mean a cost growing with clusters.
+//! second and stays open until its `timeoutSeconds`. Open watches are counted per shard and
+//! resource while their response streams live, and any request that is not a wildcard one is
+//! counted too, on every shard: a per-cluster request here would mean a cost growing with
+//! clusters.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,7 +31,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::fixture::{Fixture, Listing, logical_cluster_id};
+use super::fixture::{Fixture, Listing, ShardListings, logical_cluster_id};
 
 /// The home workspace, where the APIExport and its endpoint slice live.
 pub const HOME_WORKSPACE: &str = "root:bench";
@@ -36,30 +42,20 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
 /// Watch length when the client does not say (the apiserver's default is 30–60 min).
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
-/// What the synthetic kcp serves list/watch for.
+/// What each shard's virtual workspace serves list/watch for (the slice is watched apart, on
+/// the home workspace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
-    /// `apiexportendpointslices` in the home workspace.
-    Slices,
-    /// `apibindings` through the VW.
     Bindings,
-    /// `configmaps` through the VW.
     ConfigMaps,
-    /// `namespaces` through the VW.
     Namespaces,
 }
 
 impl Resource {
-    pub const ALL: [Self; 4] = [
-        Self::Slices,
-        Self::Bindings,
-        Self::ConfigMaps,
-        Self::Namespaces,
-    ];
+    pub const ALL: [Self; 3] = [Self::Bindings, Self::ConfigMaps, Self::Namespaces];
 
     pub fn label(self) -> &'static str {
         match self {
-            Self::Slices => "slices",
             Self::Bindings => "apibindings",
             Self::ConfigMaps => "configmaps",
             Self::Namespaces => "namespaces",
@@ -69,43 +65,94 @@ impl Resource {
     fn index(self) -> usize {
         self as usize
     }
+
+    fn listing(self, shard: &ShardListings) -> &Listing {
+        match self {
+            Self::Bindings => &shard.bindings,
+            Self::ConfigMaps => &shard.config_maps,
+            Self::Namespaces => &shard.namespaces,
+        }
+    }
 }
 
 /// Request counters, live.
-#[derive(Default)]
 struct Counters {
-    open_watches: [AtomicUsize; 4],
-    lists: [AtomicUsize; 4],
-    /// Requests to one cluster (`/clusters/<id>/…`) rather than `/clusters/*`.
+    /// Open watches of the slice, on the home workspace.
+    slice_watches: AtomicUsize,
+    /// Per shard, open watches of each [`Resource`].
+    shard_watches: Vec<[AtomicUsize; 3]>,
+    /// Requests to one cluster (`/clusters/<id>/…`) rather than `/clusters/*`, on any shard.
     per_cluster: AtomicUsize,
     /// Requests to a path this server does not serve.
     unexpected: AtomicUsize,
 }
 
+/// Which counter an open watch counts in.
+#[derive(Debug, Clone, Copy)]
+enum Watched {
+    /// The slice, on the home workspace.
+    Slice,
+    /// A resource on one shard.
+    Shard(usize, Resource),
+}
+
+impl Counters {
+    /// The open-watch counter of `watched`; `None` for a shard this server does not have.
+    fn open_watches(&self, watched: Watched) -> Option<&AtomicUsize> {
+        match watched {
+            Watched::Slice => Some(&self.slice_watches),
+            Watched::Shard(shard, resource) => self
+                .shard_watches
+                .get(shard)
+                .map(|open| &open[resource.index()]),
+        }
+    }
+
+    fn new(shards: usize) -> Self {
+        Self {
+            slice_watches: AtomicUsize::new(0),
+            shard_watches: (0..shards).map(|_| Default::default()).collect(),
+            per_cluster: AtomicUsize::new(0),
+            unexpected: AtomicUsize::new(0),
+        }
+    }
+}
+
 /// The counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Traffic {
-    pub open_watches: [usize; 4],
-    pub lists: [usize; 4],
+    /// Open watches of the slice, on the home workspace.
+    pub slice_watches: usize,
+    /// Per shard, open watches of each [`Resource`] (indexed as [`Resource::ALL`]).
+    pub shard_watches: Vec<[usize; 3]>,
     pub per_cluster: usize,
     pub unexpected: usize,
 }
 
 impl Traffic {
-    pub fn open(&self, resource: Resource) -> usize {
-        self.open_watches[resource.index()]
+    /// Open watches of `resource` on `shard`.
+    pub fn open(&self, shard: usize, resource: Resource) -> usize {
+        self.shard_watches
+            .get(shard)
+            .map_or(0, |open| open[resource.index()])
     }
 
     pub fn open_total(&self) -> usize {
-        self.open_watches.iter().sum()
+        self.slice_watches + self.shard_watches.iter().flatten().sum::<usize>()
     }
 
     /// The larger of each figure.
-    pub fn max(self, other: Self) -> Self {
-        let pairwise = |a: [usize; 4], b: [usize; 4]| std::array::from_fn(|i| a[i].max(b[i]));
+    pub fn max(self, other: &Self) -> Self {
+        let shards = self.shard_watches.len().max(other.shard_watches.len());
+        let open = |t: &Self, shard: usize| t.shard_watches.get(shard).copied().unwrap_or_default();
         Self {
-            open_watches: pairwise(self.open_watches, other.open_watches),
-            lists: pairwise(self.lists, other.lists),
+            slice_watches: self.slice_watches.max(other.slice_watches),
+            shard_watches: (0..shards)
+                .map(|s| {
+                    let (a, b) = (open(&self, s), open(other, s));
+                    std::array::from_fn(|r| a[r].max(b[r]))
+                })
+                .collect(),
             per_cluster: self.per_cluster.max(other.per_cluster),
             unexpected: self.unexpected.max(other.unexpected),
         }
@@ -131,12 +178,20 @@ impl SyntheticKcp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let export_cluster = logical_cluster_id(usize::MAX);
-        let vw_url = format!("http://{address}/services/apiexport/{export_cluster}/{SLICE}");
+        let vw_urls: Vec<String> = (0..fixture.shards.len())
+            .map(|shard| {
+                let prefix = match shard {
+                    0 => String::new(),
+                    s => format!("/shards/{s}"),
+                };
+                format!("http://{address}{prefix}/services/apiexport/{export_cluster}/{SLICE}")
+            })
+            .collect();
         let state = Arc::new(ServerState {
-            slices: slice_listing(&vw_url),
+            slices: slice_listing(&vw_urls),
+            counters: Counters::new(fixture.shards.len()),
             fixture,
             export_cluster,
-            counters: Counters::default(),
         });
         let app = router(state.clone());
         let task = tokio::spawn(async move {
@@ -158,10 +213,13 @@ impl SyntheticKcp {
 
     pub fn traffic(&self) -> Traffic {
         let c = &self.state.counters;
-        let load = |a: &[AtomicUsize; 4]| std::array::from_fn(|i| a[i].load(Ordering::SeqCst));
         Traffic {
-            open_watches: load(&c.open_watches),
-            lists: load(&c.lists),
+            slice_watches: c.slice_watches.load(Ordering::SeqCst),
+            shard_watches: c
+                .shard_watches
+                .iter()
+                .map(|open| std::array::from_fn(|r| open[r].load(Ordering::SeqCst)))
+                .collect(),
             per_cluster: c.per_cluster.load(Ordering::SeqCst),
             unexpected: c.unexpected.load(Ordering::SeqCst),
         }
@@ -187,7 +245,8 @@ struct ServerState {
     counters: Counters,
 }
 
-fn slice_listing(vw_url: &str) -> Listing {
+fn slice_listing(vw_urls: &[String]) -> Listing {
+    let endpoints: Vec<_> = vw_urls.iter().map(|url| json!({ "url": url })).collect();
     let slice = json!({
         "apiVersion": "apis.kcp.io/v1alpha1",
         "kind": "APIExportEndpointSlice",
@@ -199,7 +258,7 @@ fn slice_listing(vw_url: &str) -> Listing {
             "annotations": { "kcp.io/cluster": HOME_WORKSPACE },
         },
         "spec": { "export": { "path": HOME_WORKSPACE, "name": SLICE } },
-        "status": { "endpoints": [{ "url": vw_url }] },
+        "status": { "endpoints": endpoints },
     });
     Listing::render(
         "apis.kcp.io/v1alpha1",
@@ -211,19 +270,26 @@ fn slice_listing(vw_url: &str) -> Listing {
 
 fn router(state: Arc<ServerState>) -> Router {
     const VW: &str = "/services/apiexport/{export_cluster}/{export}/clusters/{cluster}";
-    Router::new()
+    let mut router = Router::new()
         .route(
             "/clusters/{workspace}/apis/apis.kcp.io/v1alpha1/apiexportendpointslices",
             get(slices),
         )
         .route(
-            &format!("{VW}/apis/apis.kcp.io/v1alpha1/apibindings"),
-            get(bindings),
-        )
-        .route(&format!("{VW}/api/v1/configmaps"), get(config_maps))
-        .route(&format!("{VW}/api/v1/namespaces"), get(namespaces))
-        .fallback(unexpected)
-        .with_state(state)
+            "/clusters/{workspace}/apis/apis.kcp.io/v1alpha2",
+            get(kcp_apis),
+        );
+    // Shard 0 where kcp serves the VW; the others behind a `/shards/{shard}` prefix.
+    for prefix in ["", "/shards/{shard}"] {
+        router = router
+            .route(
+                &format!("{prefix}{VW}/apis/apis.kcp.io/v1alpha1/apibindings"),
+                get(bindings),
+            )
+            .route(&format!("{prefix}{VW}/api/v1/configmaps"), get(config_maps))
+            .route(&format!("{prefix}{VW}/api/v1/namespaces"), get(namespaces));
+    }
+    router.fallback(unexpected).with_state(state)
 }
 
 /// The list/watch query parameters that matter here.
@@ -240,9 +306,12 @@ struct ListQuery {
     field_selector: Option<String>,
 }
 
-/// `/services/apiexport/<export cluster>/<export>/clusters/<cluster>`.
+/// `[/shards/<shard>]/services/apiexport/<export cluster>/<export>/clusters/<cluster>`.
 #[derive(Debug, Deserialize)]
 struct VwPath {
+    /// 0 when the path has no `/shards/<shard>` prefix.
+    #[serde(default)]
+    shard: usize,
     export_cluster: String,
     export: String,
     cluster: String,
@@ -261,7 +330,32 @@ async fn slices(
             "only the kube-bind.io slice of the home workspace is served",
         );
     }
-    list_or_watch(&state, Resource::Slices, &state.slices, &query)
+    list_or_watch(&state, Watched::Slice, &state.slices, &query)
+}
+
+/// Discovery of `apis.kcp.io/v1alpha2` in the home workspace: APIExports are served, as in kcp
+/// 0.28 and later, so the provider's version check passes.
+async fn kcp_apis(
+    State(state): State<Arc<ServerState>>,
+    Path(workspace): Path<String>,
+) -> Response {
+    if workspace != HOME_WORKSPACE {
+        state.counters.unexpected.fetch_add(1, Ordering::SeqCst);
+        return status(StatusCode::NOT_FOUND, "only the home workspace is served");
+    }
+    let resources = json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "apis.kcp.io/v1alpha2",
+        "resources": [{
+            "name": "apiexports",
+            "singularName": "apiexport",
+            "namespaced": false,
+            "kind": "APIExport",
+            "verbs": ["get", "list", "watch"],
+        }],
+    });
+    json_response(Body::from(resources.to_string()))
 }
 
 async fn bindings(
@@ -302,6 +396,10 @@ fn serve_vw(
     vw: &VwPath,
     query: &ListQuery,
 ) -> Response {
+    let Some(shard) = state.fixture.shards.get(vw.shard) else {
+        state.counters.unexpected.fetch_add(1, Ordering::SeqCst);
+        return status(StatusCode::NOT_FOUND, "no such shard");
+    };
     if vw.export_cluster != state.export_cluster || vw.export != SLICE {
         state.counters.unexpected.fetch_add(1, Ordering::SeqCst);
         return status(StatusCode::NOT_FOUND, "no such APIExport virtual workspace");
@@ -313,18 +411,14 @@ fn serve_vw(
             "the synthetic kcp serves wildcard requests only",
         );
     }
-    let listing = match resource {
-        Resource::Slices => &state.slices,
-        Resource::Bindings => &state.fixture.bindings,
-        Resource::ConfigMaps => &state.fixture.config_maps,
-        Resource::Namespaces => &state.fixture.namespaces,
-    };
-    list_or_watch(state, resource, listing, query)
+    let watched = Watched::Shard(vw.shard, resource);
+    list_or_watch(state, watched, resource.listing(shard), query)
 }
 
+/// Serves `listing`; a watch is counted as `watched` while it lives.
 fn list_or_watch(
     state: &Arc<ServerState>,
-    resource: Resource,
+    watched: Watched,
     listing: &Listing,
     query: &ListQuery,
 ) -> Response {
@@ -332,10 +426,9 @@ fn list_or_watch(
         let timeout = query
             .timeout_seconds
             .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
-        let open = OpenWatch::new(state, resource);
+        let open = OpenWatch::new(state, watched);
         return json_response(watch_body(listing.bookmark(), timeout, open));
     }
-    state.counters.lists[resource.index()].fetch_add(1, Ordering::SeqCst);
     match listing.page(query.limit, query.continue_token.as_deref()) {
         Some(page) => json_response(Body::from(page)),
         None => status(
@@ -345,25 +438,29 @@ fn list_or_watch(
     }
 }
 
-/// Counts one open watch of `resource` for as long as its response stream lives.
+/// Counts one open watch in its [`Watched`] counter for as long as its response stream lives.
 struct OpenWatch {
     state: Arc<ServerState>,
-    resource: Resource,
+    watched: Watched,
 }
 
 impl OpenWatch {
-    fn new(state: &Arc<ServerState>, resource: Resource) -> Self {
-        state.counters.open_watches[resource.index()].fetch_add(1, Ordering::SeqCst);
+    fn new(state: &Arc<ServerState>, watched: Watched) -> Self {
+        if let Some(open) = state.counters.open_watches(watched) {
+            open.fetch_add(1, Ordering::SeqCst);
+        }
         Self {
             state: state.clone(),
-            resource,
+            watched,
         }
     }
 }
 
 impl Drop for OpenWatch {
     fn drop(&mut self) {
-        self.state.counters.open_watches[self.resource.index()].fetch_sub(1, Ordering::SeqCst);
+        if let Some(open) = self.state.counters.open_watches(self.watched) {
+            open.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
