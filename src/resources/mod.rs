@@ -1,0 +1,6 @@
+//! Pure builders and decisions for what the controllers write: conditions, RBAC, namespaces,
+//! request verdicts and spec hashes. Nothing here does I/O; the controllers call these and apply
+//! the result.
+
+pub mod heartbeat;
+pub mod owner;
