@@ -4,3 +4,4 @@
 
 pub mod heartbeat;
 pub mod owner;
+pub mod rbac;
