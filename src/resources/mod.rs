@@ -3,5 +3,6 @@
 //! the result.
 
 pub mod heartbeat;
+pub mod namespaces;
 pub mod owner;
 pub mod rbac;
