@@ -2,6 +2,7 @@
 //! request verdicts and spec hashes. Nothing here does I/O; the controllers call these and apply
 //! the result.
 
+pub mod export_hash;
 pub mod export_request;
 pub mod heartbeat;
 pub mod namespaces;
