@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod options;
 pub mod provider;
 pub mod readiness;
+pub mod resources;
 pub mod runtime;
 pub mod version;
