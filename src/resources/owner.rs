@@ -65,7 +65,13 @@ mod tests {
 
     #[test]
     fn owner_of_table() {
-        let cases: &[(&str, &[(&str, &str)], Option<(&str, &str)>)] = &[
+        /// (case, labels, expected owner)
+        type Case = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            Option<(&'static str, &'static str)>,
+        );
+        let cases: &[Case] = &[
             ("no labels", &[], None),
             (
                 "other kind",

@@ -491,11 +491,9 @@ mod tests {
             );
             rules
         };
-        let cases: Vec<(
-            &str,
-            Vec<APIServiceExport>,
-            Result<Vec<(String, String, String)>, Vec<&str>>,
-        )> = vec![
+        /// (group, resource, verbs) per rule, or the names of the missing schemas.
+        type Want = Result<Vec<(String, String, String)>, Vec<&'static str>>;
+        let cases: Vec<(&str, Vec<APIServiceExport>, Want)> = vec![
             ("no exports", vec![], Ok(with(&[]))),
             (
                 "sorted by <resource>.<group>, shared resource once, core group as empty",
