@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::controllers::{self, ControllerOptions};
 use crate::http::{self, AppState, ServeError};
 use crate::metrics::MetricsRegistry;
 use crate::options::{MetricsEndpoint, Options, ProviderKind};
@@ -39,6 +40,8 @@ pub enum StartError {
     Client(kube::Error),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error("cannot set up the controllers: {0}; this is a bug, please report it")]
+    Controllers(crate::runtime::caches::CacheError),
 }
 
 /// A started backend.
@@ -116,12 +119,14 @@ pub async fn start(
     let caches = Caches::new(&endpoints);
     caches.register_metrics(&mut registry);
     let workers = NonZeroUsize::new(options.workers).unwrap_or(NonZeroUsize::MIN);
-    let manager = Manager::new(
+    let mut manager = Manager::new(
         &clusters,
         &caches,
         per_cluster_worker_cap(&options.provider, workers),
         &mut registry,
     );
+    controllers::register_all(&mut manager, &ControllerOptions::from_options(&options))
+        .map_err(StartError::Controllers)?;
     register_build_info(&mut registry);
     let metrics = MetricsRegistry::new(registry);
 
