@@ -1,6 +1,8 @@
 //! The kube-bind controllers, on the generic runtime of `crate::runtime`. Each kind has its own
 //! module (`mod.rs`: wiring, `reconcile.rs`: the logic as named steps), registered here.
 
+pub mod schema_source;
+pub mod serviceexportrequest;
 pub mod status;
 
 use crate::options::{ConsumerScope, Isolation, Options, SchemaSource};
@@ -31,6 +33,6 @@ impl ControllerOptions {
 /// Registers every kube-bind controller with `manager`. Called before the provider starts, so
 /// every cache they declare is in place when the first endpoint opens.
 pub fn register_all(manager: &mut Manager, options: &ControllerOptions) -> Result<(), CacheError> {
-    let _ = (manager, options);
+    serviceexportrequest::register(manager, options)?;
     Ok(())
 }
