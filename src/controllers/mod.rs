@@ -2,6 +2,7 @@
 //! module (`mod.rs`: wiring, `reconcile.rs`: the logic as named steps), registered here.
 
 pub mod schema_source;
+pub mod serviceexport;
 pub mod serviceexportrequest;
 pub mod status;
 
@@ -34,5 +35,6 @@ impl ControllerOptions {
 /// every cache they declare is in place when the first endpoint opens.
 pub fn register_all(manager: &mut Manager, options: &ControllerOptions) -> Result<(), CacheError> {
     serviceexportrequest::register(manager, options)?;
+    serviceexport::register(manager, options)?;
     Ok(())
 }
