@@ -8,13 +8,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube_bind_apis::apiserviceexportrequest::CONDITION_EXPORTS_READY;
-use kube_bind_apis::conditions;
+use kube_bind_apis::conditions::{self, ConditionChange};
 use kube_bind_apis::{
     APIServiceExport, APIServiceExportRequest, APIServiceExportRequestPhase,
     APIServiceExportRequestStatus, APIServiceNamespace, BoundSchema, BoundSchemaSpec,
+    ConditionSeverity,
 };
 
 use super::{ExportRequestReconciler, informer_scope, isolation};
+use crate::controllers::schema_source::ExportedSchemas;
 use crate::provider::Cluster;
 use crate::resources::bound_schema::{bound_schema, bound_schema_name, exported_spec};
 use crate::resources::export::export_for_request;
@@ -36,6 +38,14 @@ pub enum ExportRequestError {
         #[source]
         source: kube::Error,
     },
+}
+
+impl ExportRequestError {
+    /// Someone wrote first (409): the key runs again at once, nothing to report.
+    fn is_conflict(&self) -> bool {
+        let Self::Api { source, .. } = self;
+        matches!(source, kube::Error::Api(status) if status.code == 409)
+    }
 }
 
 type Result<T, E = ExportRequestError> = std::result::Result<T, E>;
@@ -105,28 +115,38 @@ impl Reconciler for ExportRequestReconciler {
             };
         }
 
-        let mut status = request.status.clone().unwrap_or_default();
-        let mut outcome = Outcome::from(&decision);
-        if let Some((resources, _scope)) = &decision.export {
-            let specs = self
-                .ensure_bound_schemas(&cluster, &namespace, resources, &exported)
-                .await?;
-            let export = self
-                .ensure_export(&cluster, &request, resources, &specs)
-                .await?;
-            outcome.export = Some(export);
-        } else if decision.phase == APIServiceExportRequestPhase::Succeeded {
-            outcome.export = self.exports.get(&key).map(|e| (*e).clone());
-        }
-        if let Some(export) = &outcome.export {
-            self.ensure_namespaces(&cluster, &request, export).await?;
-        }
-        outcome.apply(&mut status, &Time(now));
+        let provisioned = self
+            .provision(&cluster, &request, &key, &decision, &exported)
+            .await;
+        let (export, failure) = match provisioned {
+            Ok(export) => (export, None),
+            Err(err) => (None, Some(err)),
+        };
+        let current = request.status.clone().unwrap_or_default();
+        let failure_message = failure
+            .as_ref()
+            .filter(|e| !e.is_conflict())
+            .map(ToString::to_string);
+        let status = request_status(
+            &current,
+            &decision,
+            export.is_some(),
+            failure_message,
+            &Time(now),
+        );
         if request.status.as_ref() != Some(&status) {
             let json = serde_json::to_value(&status).unwrap_or_default();
-            status::patch_status(&requests, &request, json)
+            let written = status::patch_status(&requests, &request, json)
                 .await
-                .map_err(api_error("write the status of", key.clone()))?;
+                .map_err(api_error("write the status of", key.clone()));
+            if let Err(err) = written
+                && failure.is_none()
+            {
+                return Err(err);
+            }
+        }
+        if let Some(err) = failure {
+            return Err(err);
         }
         Ok(match decision.requeue_at {
             Some(at) => Action::RequeueAfter(
@@ -137,51 +157,85 @@ impl Reconciler for ExportRequestReconciler {
     }
 }
 
-/// What this reconcile concluded for the request's status.
-struct Outcome {
-    decision: RequestDecision,
-    /// The request's export, once it exists.
-    export: Option<APIServiceExport>,
-}
+/// Reason (`ExportsReady`): writing a BoundSchema, the export or an APIServiceNamespace failed.
+pub const REASON_PROVISIONING_FAILED: &str = "ProvisioningFailed";
 
-impl From<&RequestDecision> for Outcome {
-    fn from(decision: &RequestDecision) -> Self {
-        Self {
-            decision: decision.clone(),
-            export: None,
+/// The request's status after this reconcile: the decision's conditions, phase and (on
+/// failure) terminal message; `ExportsReady` True and phase `Succeeded` once the export exists
+/// and the schemas are valid; `ExportsReady` False naming a failed write (`failure`). Every
+/// other condition is kept, and `Ready` is recomputed.
+fn request_status(
+    current: &APIServiceExportRequestStatus,
+    decision: &RequestDecision,
+    export_exists: bool,
+    failure: Option<String>,
+    now: &Time,
+) -> APIServiceExportRequestStatus {
+    let mut status = current.clone();
+    let schemas_ok = !decision
+        .conditions
+        .iter()
+        .any(|c| c.type_ == CONDITION_EXPORTS_READY);
+    for change in &decision.conditions {
+        conditions::set(&mut status.conditions, change.clone(), now);
+    }
+    let mut phase = decision.phase.clone();
+    if let Some(message) = failure {
+        let change = ConditionChange::false_(
+            CONDITION_EXPORTS_READY,
+            REASON_PROVISIONING_FAILED,
+            ConditionSeverity::Error,
+            message,
+        );
+        conditions::set(&mut status.conditions, change, now);
+    } else if export_exists && schemas_ok {
+        let (ready, succeeded) = exports_created();
+        conditions::set(&mut status.conditions, ready, now);
+        if phase == APIServiceExportRequestPhase::Pending {
+            phase = succeeded;
         }
     }
-}
-
-impl Outcome {
-    /// Sets the conditions, the phase and (on failure) the terminal message; keeps every
-    /// condition the backend does not decide here, and recomputes `Ready`.
-    fn apply(self, status: &mut APIServiceExportRequestStatus, now: &Time) {
-        let schemas_ok = !self
-            .decision
-            .conditions
-            .iter()
-            .any(|c| c.type_ == CONDITION_EXPORTS_READY);
-        for change in self.decision.conditions {
-            conditions::set(&mut status.conditions, change, now);
-        }
-        let mut phase = self.decision.phase;
-        if self.export.is_some() && schemas_ok {
-            let (ready, succeeded) = exports_created();
-            conditions::set(&mut status.conditions, ready, now);
-            if phase == APIServiceExportRequestPhase::Pending {
-                phase = succeeded;
-            }
-        }
-        if let Some(message) = self.decision.terminal_message {
-            status.terminal_message = message;
-        }
-        status.phase = Some(phase);
-        conditions::set_summary(&mut status.conditions, now);
+    if let Some(message) = &decision.terminal_message {
+        status.terminal_message.clone_from(message);
     }
+    status.phase = Some(phase);
+    conditions::set_summary(&mut status.conditions, now);
+    status
 }
 
 impl ExportRequestReconciler {
+    /// BoundSchemas, export and APIServiceNamespaces of a valid Pending request; the export
+    /// alone (if it exists) once the request succeeded. Returns the export, if there is one.
+    async fn provision(
+        &self,
+        cluster: &Cluster,
+        request: &APIServiceExportRequest,
+        key: &ObjectKey,
+        decision: &RequestDecision,
+        exported: &ExportedSchemas,
+    ) -> Result<Option<APIServiceExport>> {
+        let namespace = key.namespace.clone().unwrap_or_default();
+        let export = match &decision.export {
+            Some((resources, _scope)) => {
+                let specs = self
+                    .ensure_bound_schemas(cluster, &namespace, resources, exported)
+                    .await?;
+                Some(
+                    self.ensure_export(cluster, request, resources, &specs)
+                        .await?,
+                )
+            }
+            None if decision.phase == APIServiceExportRequestPhase::Succeeded => {
+                self.exports.get(key).map(|e| (*e).clone())
+            }
+            None => None,
+        };
+        if let Some(export) = &export {
+            self.ensure_namespaces(cluster, request, export).await?;
+        }
+        Ok(export)
+    }
+
     /// Creates the missing BoundSchemas of `resources` from their source schemas and returns the
     /// specs of all of them, in order. Existing ones are left to the export controller, which
     /// keeps them in sync with their source.
@@ -190,7 +244,7 @@ impl ExportRequestReconciler {
         cluster: &Cluster,
         namespace: &str,
         resources: &[ResolvedResource],
-        exported: &crate::controllers::schema_source::ExportedSchemas,
+        exported: &ExportedSchemas,
     ) -> Result<Vec<BoundSchemaSpec>> {
         let api: Api<BoundSchema> = Api::namespaced(cluster.client(), namespace);
         let mut specs = Vec::with_capacity(resources.len());
@@ -277,5 +331,158 @@ impl ExportRequestReconciler {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+    use kube_bind_apis::ConditionStatus;
+    use kube_bind_apis::apiserviceexport::CONDITION_PERMISSION_CLAIM;
+
+    use super::*;
+
+    fn now() -> Time {
+        Time(Timestamp::from_second(1_700_000_000).unwrap())
+    }
+
+    fn decision(
+        conditions: Vec<ConditionChange>,
+        phase: APIServiceExportRequestPhase,
+        terminal_message: Option<&str>,
+    ) -> RequestDecision {
+        RequestDecision {
+            conditions,
+            phase,
+            terminal_message: terminal_message.map(str::to_owned),
+            export: None,
+            expired: false,
+            requeue_at: None,
+        }
+    }
+
+    fn schema_missing() -> ConditionChange {
+        ConditionChange::false_(
+            CONDITION_EXPORTS_READY,
+            "SchemaNotFound",
+            ConditionSeverity::Error,
+            "Schema foos.example.dev not found",
+        )
+    }
+
+    /// (type, status, reason) of every condition, in order.
+    fn summary(status: &APIServiceExportRequestStatus) -> Vec<(&str, ConditionStatus, &str)> {
+        status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.clone(), c.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn an_existing_export_makes_a_pending_request_succeed() {
+        let d = decision(vec![], APIServiceExportRequestPhase::Pending, None);
+        let status = request_status(&Default::default(), &d, true, None, &now());
+        assert_eq!(status.phase, Some(APIServiceExportRequestPhase::Succeeded));
+        assert_eq!(
+            summary(&status),
+            [
+                ("Ready", ConditionStatus::True, ""),
+                ("ExportsReady", ConditionStatus::True, "")
+            ]
+        );
+        assert!(status.terminal_message.is_empty());
+        let json = serde_json::to_value(&status).unwrap();
+        assert!(
+            json.get("terminalMessage").is_none(),
+            "never an empty string"
+        );
+    }
+
+    #[test]
+    fn a_missing_schema_stays_pending_and_is_named() {
+        let d = decision(
+            vec![schema_missing()],
+            APIServiceExportRequestPhase::Pending,
+            None,
+        );
+        let status = request_status(&Default::default(), &d, false, None, &now());
+        assert_eq!(status.phase, Some(APIServiceExportRequestPhase::Pending));
+        assert_eq!(
+            summary(&status),
+            [
+                ("Ready", ConditionStatus::False, "SchemaNotFound"),
+                ("ExportsReady", ConditionStatus::False, "SchemaNotFound")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failure_keeps_its_terminal_message_and_other_conditions_survive() {
+        let mut current = APIServiceExportRequestStatus::default();
+        conditions::set(
+            &mut current.conditions,
+            ConditionChange::true_("SomeoneElses"),
+            &now(),
+        );
+        let claim = ConditionChange::false_(
+            CONDITION_PERMISSION_CLAIM,
+            "InvalidPermissionClaim",
+            ConditionSeverity::Error,
+            "Resource pods. is not a valid claimable API",
+        );
+        let d = decision(
+            vec![claim],
+            APIServiceExportRequestPhase::Failed,
+            Some("Resource pods. is not a valid claimable API"),
+        );
+        let status = request_status(&current, &d, false, None, &now());
+        assert_eq!(status.phase, Some(APIServiceExportRequestPhase::Failed));
+        assert_eq!(
+            status.terminal_message,
+            "Resource pods. is not a valid claimable API"
+        );
+        assert_eq!(
+            summary(&status),
+            [
+                ("Ready", ConditionStatus::False, "InvalidPermissionClaim"),
+                (
+                    "PermissionClaim",
+                    ConditionStatus::False,
+                    "InvalidPermissionClaim"
+                ),
+                ("SomeoneElses", ConditionStatus::True, ""),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_and_the_phase_waits() {
+        let d = decision(vec![], APIServiceExportRequestPhase::Pending, None);
+        let status = request_status(
+            &Default::default(),
+            &d,
+            false,
+            Some("cannot create BoundSchema: forbidden".into()),
+            &now(),
+        );
+        assert_eq!(status.phase, Some(APIServiceExportRequestPhase::Pending));
+        let ready = conditions::get(&status.conditions, CONDITION_EXPORTS_READY).unwrap();
+        assert_eq!(
+            (ready.reason.as_str(), ready.message.as_str()),
+            (
+                REASON_PROVISIONING_FAILED,
+                "cannot create BoundSchema: forbidden"
+            )
+        );
+    }
+
+    #[test]
+    fn the_same_decision_twice_changes_nothing() {
+        let d = decision(vec![], APIServiceExportRequestPhase::Pending, None);
+        let first = request_status(&Default::default(), &d, true, None, &now());
+        let later = Time(Timestamp::from_second(1_700_000_100).unwrap());
+        let d = decision(vec![], APIServiceExportRequestPhase::Succeeded, None);
+        assert_eq!(request_status(&first, &d, true, None, &later), first);
     }
 }
