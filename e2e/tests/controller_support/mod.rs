@@ -18,9 +18,18 @@ use tokio_util::sync::CancellationToken;
 pub static SPEC: EnvSpec = EnvSpec::plain(&["plain"]);
 
 /// The plain cluster with the kube-bind CRDs and the exported example CRDs (cowboys:
-/// Namespaced, sheriffs: Cluster), and one backend serving it for the whole test binary.
+/// Namespaced, sheriffs: Cluster), and one backend with default flags serving it for the whole
+/// test binary.
 pub async fn given_a_provider_with_a_backend() -> anyhow::Result<(&'static Env, &'static Workspace)>
 {
+    given_a_provider_with_a_backend_flagged(&[]).await
+}
+
+/// Like [`given_a_provider_with_a_backend`], the backend started with `flags` as well (the
+/// first caller's flags hold for the whole test binary).
+pub async fn given_a_provider_with_a_backend_flagged(
+    flags: &[&str],
+) -> anyhow::Result<(&'static Env, &'static Workspace)> {
     let env = Env::shared(&SPEC)?;
     let plain = env.workspace("plain")?;
     static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
@@ -29,7 +38,7 @@ pub async fn given_a_provider_with_a_backend() -> anyhow::Result<(&'static Env, 
             let client = plain.client().await?;
             apply::install_kube_bind_crds(&client, env.patience()).await?;
             apply::install_crds(&client, &example_crds()?, env.patience()).await?;
-            start_backend_once(plain)?;
+            start_backend_once(plain, flags)?;
             anyhow::Ok(())
         })
         .await?;
@@ -49,9 +58,10 @@ pub fn example_crds() -> anyhow::Result<Vec<Value>> {
 }
 
 /// Starts the backend on its own thread and runtime, so it outlives each test's runtime.
-fn start_backend_once(plain: &Workspace) -> anyhow::Result<()> {
+fn start_backend_once(plain: &Workspace, flags: &[&str]) -> anyhow::Result<()> {
     static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
     let kubeconfig = plain.kubeconfig.display().to_string();
+    let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
     let started = STARTED.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -67,13 +77,16 @@ fn start_backend_once(plain: &Workspace) -> anyhow::Result<()> {
                     .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
                     .with_test_writer()
                     .try_init();
-                let options = match Options::from_args([
+                let args = [
                     "kube-bind-backend",
                     "--kubeconfig",
                     &kubeconfig,
                     "--oidc-type=embedded",
                     "--listen-address=127.0.0.1:0",
-                ]) {
+                ]
+                .into_iter()
+                .chain(flags.iter().map(String::as_str));
+                let options = match Options::from_args(args) {
                     Ok(options) => options,
                     Err(err) => {
                         let _ = tx.send(Err(err.to_string()));
