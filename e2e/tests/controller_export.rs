@@ -233,3 +233,87 @@ async fn the_konnectors_conditions_survive_and_the_export_settles() -> anyhow::R
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_bound_schema_goes_with_the_last_export_using_it() -> anyhow::Result<()> {
+    let (env, plain) = given_a_provider_with_a_backend().await?;
+    let client = plain.client().await?;
+    let ns = env.test_namespace(plain, "cluster").await?;
+    // Given two exports of cowboys in one cluster namespace, the first with a namespace,
+    for name in ["first", "second"] {
+        create(
+            plain,
+            json!({
+                "apiVersion": "kube-bind.io/v1alpha2", "kind": "APIServiceExportRequest",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"resources": [{"group": "wildwest.dev", "resource": "cowboys"}],
+                         "namespaces": if name == "first" { json!([{"name": "default"}]) } else { json!([]) }},
+            }),
+        )
+        .await?;
+    }
+    let schemas: Api<BoundSchema> = Api::namespaced(client.clone(), &ns);
+    let exports: Api<APIServiceExport> = Api::namespaced(client.clone(), &ns);
+    let namespaces: Api<kube_bind_apis::APIServiceNamespace> = Api::namespaced(client.clone(), &ns);
+    wait_until(
+        &schemas,
+        "cowboys.wildwest.dev",
+        env.patience(),
+        "owned by both exports",
+        |s| {
+            let mut owners: Vec<_> = s
+                .owner_references()
+                .iter()
+                .map(|o| o.name.clone())
+                .collect();
+            owners.sort();
+            if owners == ["first", "second"] {
+                Ok(())
+            } else {
+                Err(format!("owners {owners:?}"))
+            }
+        },
+    )
+    .await?;
+    namespaces.get("default").await?;
+
+    // when the provider deletes the first export, its APIServiceNamespace goes and the shared
+    // BoundSchema stays;
+    exports.delete("first", &Default::default()).await?;
+    wait_for(
+        "the first export's APIServiceNamespace to go",
+        env.patience(),
+        || async {
+            match namespaces.get_opt("default").await {
+                Ok(None) => Check::Done(()),
+                Ok(Some(_)) => Check::Pending("still there".into()),
+                Err(err) => Check::Pending(err.to_string()),
+            }
+        },
+    )
+    .await?;
+    assert!(
+        schemas.get_opt("cowboys.wildwest.dev").await?.is_some(),
+        "still used by the second"
+    );
+    assert!(
+        exports.get_opt("first").await?.is_none(),
+        "a Succeeded request is not exported again"
+    );
+
+    // when the second goes too, so does the BoundSchema.
+    exports.delete("second", &Default::default()).await?;
+    wait_for(
+        "the BoundSchema to go with the last export",
+        env.patience(),
+        || async {
+            match schemas.get_opt("cowboys.wildwest.dev").await {
+                Ok(None) => Check::Done(()),
+                Ok(Some(s)) => Check::Pending(format!("owners {:?}", s.owner_references())),
+                Err(err) => Check::Pending(err.to_string()),
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
