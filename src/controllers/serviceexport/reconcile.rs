@@ -14,12 +14,13 @@ use kube_bind_apis::{APIServiceExport, BoundSchema, BoundSchemaSpec, ConditionSe
 use super::ExportReconciler;
 use crate::controllers::schema_source::ExportedSchemas;
 use crate::controllers::serviceexportrequest::isolation;
+use crate::controllers::status::report_on_conditions;
 use crate::provider::Cluster;
 use crate::resources::bound_schema::{
     bound_schema_name, export_owner_reference, exported_spec, with_owner,
 };
 use crate::resources::export_hash::export_spec_hash;
-use crate::runtime::{Action, ObjectKey, Reconciler, Request, status};
+use crate::runtime::{Action, Malformed, ObjectKey, Reconciler, Request, status};
 
 /// Reason (`ProviderInSync`): a BoundSchema the export names is not in the cluster namespace.
 pub const REASON_BOUND_SCHEMA_MISSING: &str = "BoundSchemaMissing";
@@ -50,6 +51,19 @@ impl Reconciler for ExportReconciler {
     type Object = APIServiceExport;
     type Error = ExportError;
     const NAME: &'static str = "serviceexport";
+
+    /// A request or export the backend cannot decode gets `Ready=False` saying so.
+    async fn report_malformed(
+        self: Arc<Self>,
+        cluster: Cluster,
+        key: ObjectKey,
+        malformed: Arc<Malformed>,
+    ) -> Result<Action, ExportError> {
+        report_on_conditions::<APIServiceExport>(&cluster, &key, &malformed, &["v1alpha1"])
+            .await
+            .map_err(api_error("report the malformed", key))?;
+        Ok(Action::Done)
+    }
 
     async fn reconcile(
         self: Arc<Self>,

@@ -17,6 +17,7 @@ use kube_bind_apis::{
 
 use super::{ExportRequestReconciler, informer_scope, isolation};
 use crate::controllers::schema_source::ExportedSchemas;
+use crate::controllers::status::report_on_conditions;
 use crate::provider::Cluster;
 use crate::resources::bound_schema::{bound_schema, bound_schema_name, exported_spec};
 use crate::resources::export::export_for_request;
@@ -24,7 +25,7 @@ use crate::resources::export_request::{
     AvailableSchema, RequestDecision, ResolvedResource, SchemaCatalog, decide, exports_created,
 };
 use crate::resources::namespaces::api_service_namespace_for_export;
-use crate::runtime::{Action, ObjectKey, Reconciler, Request, status};
+use crate::runtime::{Action, Malformed, ObjectKey, Reconciler, Request, status};
 
 /// A write of the request reconcile that failed, naming the object it concerned.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,19 @@ impl Reconciler for ExportRequestReconciler {
     type Object = APIServiceExportRequest;
     type Error = ExportRequestError;
     const NAME: &'static str = "serviceexportrequest";
+
+    /// A request or export the backend cannot decode gets `Ready=False` saying so.
+    async fn report_malformed(
+        self: Arc<Self>,
+        cluster: Cluster,
+        key: ObjectKey,
+        malformed: Arc<Malformed>,
+    ) -> Result<Action> {
+        report_on_conditions::<APIServiceExportRequest>(&cluster, &key, &malformed, &["v1alpha1"])
+            .await
+            .map_err(api_error("report the malformed", key))?;
+        Ok(Action::Done)
+    }
 
     async fn reconcile(
         self: Arc<Self>,
