@@ -2,7 +2,7 @@
 //! BoundSchemas follow their source CRD, the konnector's conditions survive the backend's
 //! status writes, and the export settles.
 
-mod controller_support;
+mod export_support;
 
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use kube_bind_e2e::harness::{Check, Env, Workspace, apply, wait_for};
 use kube_bind_e2e::konnector::{ExportReport, Konnector, established_crd_status};
 use serde_json::json;
 
-use controller_support::{create, given_a_provider_with_a_backend, wait_until};
+use export_support::{create, given_a_provider_with_a_backend, wait_until};
 
 /// A cluster namespace whose request for `resource.group` succeeded; returns its name.
 async fn given_a_succeeded_request(

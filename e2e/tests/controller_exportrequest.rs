@@ -2,7 +2,7 @@
 //! kube-apiserver: a consumer's request becomes BoundSchemas, an APIServiceExport and
 //! APIServiceNamespaces, or ends Failed with a message that names what is wrong.
 
-mod controller_support;
+mod export_support;
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use kube_bind_apis::{
 };
 use serde_json::json;
 
-use controller_support::{create, given_a_provider_with_a_backend, wait_until};
+use export_support::{create, given_a_provider_with_a_backend, wait_until};
 
 /// The request `name` in `ns` for `resources` (`[group, resource]`) with `claims`.
 fn request(

@@ -3,7 +3,7 @@
 //! BoundSchemas, and namespaced resources are served cluster-scoped to the consumer (the
 //! provider keeps their objects in the cluster namespace), as upstream does.
 
-mod controller_support;
+mod export_support;
 
 use kube::api::Api;
 use kube_bind_apis::{
@@ -12,7 +12,7 @@ use kube_bind_apis::{
 };
 use serde_json::json;
 
-use controller_support::{create, given_a_provider_with_a_backend_flagged, wait_until};
+use export_support::{create, given_a_provider_with_a_backend_flagged, wait_until};
 
 const FLAGS: &[&str] = &[
     "--consumer-scope=Cluster",
