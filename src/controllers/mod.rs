@@ -1,6 +1,7 @@
 //! The kube-bind controllers, on the generic runtime of `crate::runtime`. Each kind has its own
 //! module (`mod.rs`: wiring, `reconcile.rs`: the logic as named steps), registered here.
 
+pub mod apply;
 pub mod status;
 
 use crate::options::{ConsumerScope, Isolation, Options, SchemaSource};
