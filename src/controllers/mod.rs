@@ -2,6 +2,7 @@
 //! module (`mod.rs`: wiring, `reconcile.rs`: the logic as named steps), registered here.
 
 pub mod apply;
+pub mod clusterbinding;
 pub mod status;
 
 use crate::options::{ConsumerScope, Isolation, Options, SchemaSource};
@@ -32,6 +33,6 @@ impl ControllerOptions {
 /// Registers every kube-bind controller with `manager`. Called before the provider starts, so
 /// every cache they declare is in place when the first endpoint opens.
 pub fn register_all(manager: &mut Manager, options: &ControllerOptions) -> Result<(), CacheError> {
-    let _ = (manager, options);
+    clusterbinding::register(manager, options)?;
     Ok(())
 }
