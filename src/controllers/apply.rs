@@ -1,7 +1,13 @@
 //! Writes shared by the kube-bind controllers for the children they own: server-side apply of
 //! the desired object under the backend's field manager, and deletes that tolerate absence.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
+
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt as _};
@@ -32,4 +38,97 @@ where
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(err) => Err(err),
     }
+}
+
+/// Whether `current` carries what the backend sets on `desired`: its owner references, and its
+/// labels and annotations (others' labels and annotations are left alone).
+pub fn metadata_matches(current: &ObjectMeta, desired: &ObjectMeta) -> bool {
+    let includes = |have: &Option<BTreeMap<String, String>>,
+                    want: &Option<BTreeMap<String, String>>| {
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+    };
+    current.owner_references == desired.owner_references
+        && includes(&current.labels, &desired.labels)
+        && includes(&current.annotations, &desired.annotations)
+}
+
+/// A (Cluster)RoleBinding as far as the backend decides it.
+pub trait Binding:
+    Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug
+{
+    fn role_ref(&self) -> &RoleRef;
+    fn subjects(&self) -> &Option<Vec<Subject>>;
+}
+
+impl Binding for RoleBinding {
+    fn role_ref(&self) -> &RoleRef {
+        &self.role_ref
+    }
+    fn subjects(&self) -> &Option<Vec<Subject>> {
+        &self.subjects
+    }
+}
+
+impl Binding for ClusterRoleBinding {
+    fn role_ref(&self) -> &RoleRef {
+        &self.role_ref
+    }
+    fn subjects(&self) -> &Option<Vec<Subject>> {
+        &self.subjects
+    }
+}
+
+/// A (Cluster)Role as far as the backend decides it.
+pub trait Rules: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug {
+    fn rules(&self) -> &Option<Vec<PolicyRule>>;
+}
+
+impl Rules for Role {
+    fn rules(&self) -> &Option<Vec<PolicyRule>> {
+        &self.rules
+    }
+}
+
+impl Rules for ClusterRole {
+    fn rules(&self) -> &Option<Vec<PolicyRule>> {
+        &self.rules
+    }
+}
+
+/// Makes the binding `desired` exist as it is, given `current` (as cached): nothing when it
+/// matches, an apply when it differs, delete and apply when its roleRef (immutable) differs.
+pub async fn ensure_binding<K: Binding>(
+    api: &Api<K>,
+    current: Option<&K>,
+    desired: &K,
+) -> Result<(), kube::Error> {
+    if let Some(current) = current {
+        if current.role_ref() == desired.role_ref()
+            && current.subjects() == desired.subjects()
+            && metadata_matches(current.meta(), desired.meta())
+        {
+            return Ok(());
+        }
+        if current.role_ref() != desired.role_ref() {
+            delete_if_present(api, &desired.name_any()).await?;
+        }
+    }
+    apply(api, desired).await.map(drop)
+}
+
+/// Makes the role `desired` exist as it is, given `current` (as cached).
+pub async fn ensure_rules<K: Rules>(
+    api: &Api<K>,
+    current: Option<&K>,
+    desired: &K,
+) -> Result<(), kube::Error> {
+    let up_to_date = current.is_some_and(|c| {
+        c.rules() == desired.rules() && metadata_matches(c.meta(), desired.meta())
+    });
+    if up_to_date {
+        return Ok(());
+    }
+    apply(api, desired).await.map(drop)
 }

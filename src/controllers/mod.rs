@@ -5,6 +5,8 @@ pub mod apply;
 pub mod clusterbinding;
 pub mod status;
 
+use kube_bind_apis::InformerScope;
+
 use crate::options::{ConsumerScope, Isolation, Options, SchemaSource};
 use crate::runtime::Manager;
 use crate::runtime::caches::CacheError;
@@ -21,6 +23,14 @@ pub struct ControllerOptions {
 }
 
 impl ControllerOptions {
+    /// The consumer scope as the API spells it (`spec.informerScope`).
+    pub fn informer_scope(&self) -> InformerScope {
+        match self.consumer_scope {
+            ConsumerScope::Namespaced => InformerScope::Namespaced,
+            ConsumerScope::Cluster => InformerScope::Cluster,
+        }
+    }
+
     pub fn from_options(options: &Options) -> Self {
         Self {
             schema_source: options.schema_source,

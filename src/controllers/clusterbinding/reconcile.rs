@@ -10,13 +10,12 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
+use kube_bind_apis::ClusterBinding;
 use kube_bind_apis::conditions;
-use kube_bind_apis::{ClusterBinding, InformerScope};
 
 use super::ClusterBindingReconciler;
-use crate::controllers::apply::{apply, delete_if_present};
+use crate::controllers::apply::{delete_if_present, ensure_binding, ensure_rules};
 use crate::controllers::status::report_on_conditions;
-use crate::options::ConsumerScope;
 use crate::provider::{Cluster, ClusterId};
 use crate::resources::heartbeat::health;
 use crate::resources::rbac::{
@@ -61,13 +60,6 @@ impl Scope<'_> {
             cluster: self.cluster.id().clone(),
             source,
         }
-    }
-}
-
-pub(super) fn informer_scope(scope: ConsumerScope) -> InformerScope {
-    match scope {
-        ConsumerScope::Namespaced => InformerScope::Namespaced,
-        ConsumerScope::Cluster => InformerScope::Cluster,
     }
 }
 
@@ -153,16 +145,9 @@ impl ClusterBindingReconciler {
         );
         let current = self.role_bindings.get(&key);
         let api: Api<RoleBinding> = Api::namespaced(scope.cluster.client(), scope.namespace);
-        ensure_binding(
-            &api,
-            current
-                .as_deref()
-                .map(|c| (&c.role_ref, &c.subjects, &c.metadata)),
-            (&desired.role_ref, &desired.subjects, &desired.metadata),
-            &desired,
-            scope,
-        )
-        .await
+        ensure_binding(&api, current.as_deref(), &desired)
+            .await
+            .map_err(scope.failed("apply", "RoleBinding kube-binder"))
     }
 
     /// ClusterRole `kube-binder-<ns>`: BoundSchema access plus the bound resources of every
@@ -191,18 +176,10 @@ impl ClusterBindingReconciler {
         let current = self
             .cluster_roles
             .get(&ObjectKey::new(id.clone(), None, &name));
-        let up_to_date = current.is_some_and(|c| {
-            c.rules == desired.rules
-                && c.metadata.owner_references == desired.metadata.owner_references
-                && labels_include(&c.metadata, &desired.metadata)
-        });
-        if !up_to_date {
-            let api: Api<ClusterRole> = Api::all(scope.cluster.client());
-            apply(&api, &desired)
-                .await
-                .map_err(scope.failed("apply", format!("ClusterRole {name}")))?;
-        }
-        Ok(())
+        let api: Api<ClusterRole> = Api::all(scope.cluster.client());
+        ensure_rules(&api, current.as_deref(), &desired)
+            .await
+            .map_err(scope.failed("apply", format!("ClusterRole {name}")))
     }
 
     /// ClusterRoleBinding `kube-binder-<ns>` in Cluster consumer scope; deleted otherwise.
@@ -218,7 +195,7 @@ impl ClusterBindingReconciler {
             &name,
         ));
         let api: Api<ClusterRoleBinding> = Api::all(scope.cluster.client());
-        if !wants_cluster_role_binding(&informer_scope(self.options.consumer_scope)) {
+        if !wants_cluster_role_binding(&self.options.informer_scope()) {
             if current.is_some() {
                 tracing::info!(
                     name,
@@ -231,16 +208,9 @@ impl ClusterBindingReconciler {
             return Ok(());
         }
         let desired = rbac::cluster_role_binding(cluster_ns);
-        ensure_binding(
-            &api,
-            current
-                .as_deref()
-                .map(|c| (&c.role_ref, &c.subjects, &c.metadata)),
-            (&desired.role_ref, &desired.subjects, &desired.metadata),
-            &desired,
-            scope,
-        )
-        .await
+        ensure_binding(&api, current.as_deref(), &desired)
+            .await
+            .map_err(scope.failed("apply", format!("ClusterRoleBinding {name}")))
     }
 
     /// Sets `Healthy` from the heartbeat and the `Ready` summary over every condition (the
@@ -281,63 +251,4 @@ fn live_uid(namespace: &Namespace) -> Option<&str> {
         return None;
     }
     namespace.metadata.uid.as_deref()
-}
-
-/// Whether every label of `desired` is on `current` with the same value.
-fn labels_include(
-    current: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    desired: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> bool {
-    desired.labels.iter().flatten().all(|(k, v)| {
-        current
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(k))
-            .is_some_and(|have| have == v)
-    })
-}
-
-type BindingParts<'a> = (
-    &'a k8s_openapi::api::rbac::v1::RoleRef,
-    &'a Option<Vec<k8s_openapi::api::rbac::v1::Subject>>,
-    &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-);
-
-/// Applies a (Cluster)RoleBinding unless the cached one matches; a changed roleRef (immutable)
-/// is deleted first.
-async fn ensure_binding<K>(
-    api: &Api<K>,
-    current: Option<BindingParts<'_>>,
-    desired: BindingParts<'_>,
-    object: &K,
-    scope: &Scope<'_>,
-) -> Result<(), ClusterBindingError>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let kind = K::kind(&());
-    let name = desired.2.name.clone().unwrap_or_default();
-    let what = format!("{kind} {name}");
-    if let Some((role_ref, subjects, meta)) = current {
-        if role_ref == desired.0
-            && subjects == desired.1
-            && meta.owner_references == desired.2.owner_references
-            && labels_include(meta, desired.2)
-        {
-            return Ok(());
-        }
-        if role_ref != desired.0 {
-            delete_if_present(api, &name)
-                .await
-                .map_err(scope.failed("delete", what.clone()))?;
-        }
-    }
-    apply(api, object)
-        .await
-        .map_err(scope.failed("apply", what))?;
-    Ok(())
 }
