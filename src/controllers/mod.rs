@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod clusterbinding;
+pub mod servicenamespace;
 pub mod status;
 
 use kube_bind_apis::InformerScope;
@@ -44,5 +45,6 @@ impl ControllerOptions {
 /// every cache they declare is in place when the first endpoint opens.
 pub fn register_all(manager: &mut Manager, options: &ControllerOptions) -> Result<(), CacheError> {
     clusterbinding::register(manager, options)?;
+    servicenamespace::register(manager, options)?;
     Ok(())
 }
