@@ -6,8 +6,11 @@
 //! Tests run one at a time: each starts its own backend, and a backend in Namespaced scope
 //! removes the ClusterRoleBindings a Cluster-scope one makes.
 
+mod controller_support;
+
 use std::time::Duration;
 
+use controller_support::{Backend, given_a_provider_cluster, wait_gone, wait_object};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -15,72 +18,15 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use kube_bind_apis::ClusterBinding;
 use kube_bind_apis::conditions::{self, Condition, ConditionSeverity, ConditionStatus};
-use kube_bind_backend::app::{self, RunningBackend};
-use kube_bind_backend::options::Options;
-use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
+use kube_bind_e2e::harness::{Check, Env, Workspace, apply, wait_for};
 use kube_bind_e2e::konnector::Konnector;
 use serde_json::json;
-use tokio::sync::{Mutex, OnceCell};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Mutex;
 
-static SPEC: EnvSpec = EnvSpec::plain(&["plain"]);
-static CRDS: OnceCell<()> = OnceCell::const_new();
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// The label every RBAC object the backend makes for a cluster namespace carries.
 const OWNER_NAMESPACE_LABEL: &str = "kube-bind.io/owner-namespace";
-
-/// The plain cluster with the kube-bind CRDs installed.
-async fn given_a_provider_cluster() -> anyhow::Result<(&'static Env, &'static Workspace)> {
-    let env = Env::shared(&SPEC)?;
-    let plain = env.workspace("plain")?;
-    CRDS.get_or_try_init(|| async {
-        apply::install_kube_bind_crds(&plain.client().await?, env.patience()).await?;
-        anyhow::Ok(())
-    })
-    .await?;
-    Ok((env, plain))
-}
-
-/// A running backend and its shutdown.
-struct Backend {
-    running: Option<RunningBackend>,
-    shutdown: CancellationToken,
-}
-
-impl Backend {
-    /// The real backend on `plain` with `--consumer-scope=<scope>`.
-    async fn start(plain: &Workspace, scope: &str) -> anyhow::Result<Self> {
-        let options = Options::from_args([
-            "kube-bind-backend".to_owned(),
-            "--kubeconfig".to_owned(),
-            plain.kubeconfig.display().to_string(),
-            "--oidc-type=embedded".to_owned(),
-            "--listen-address=127.0.0.1:0".to_owned(),
-            format!("--consumer-scope={scope}"),
-        ])?;
-        let shutdown = CancellationToken::new();
-        let running = app::start(options, shutdown.clone()).await?;
-        Ok(Self {
-            running: Some(running),
-            shutdown,
-        })
-    }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        if let Some(running) = self.running.take() {
-            running.wait().await?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
 
 /// A BoundSchema (and the APIServiceExport using it) for `plural.wildwest.dev` in `ns`.
 fn export_and_schema(ns: &str, plural: &str) -> [serde_json::Value; 2] {
@@ -144,40 +90,6 @@ async fn wait_condition(
     )
     .await?;
     Ok(found)
-}
-
-/// Waits until `get` returns `Some` satisfying `want`.
-async fn wait_object<K, F>(env: &Env, api: &Api<K>, name: &str, want: F) -> anyhow::Result<K>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    F: Fn(&K) -> bool,
-{
-    let found = wait_for(format!("object {name}"), env.patience(), || async {
-        match api.get_opt(name).await {
-            Ok(Some(o)) if want(&o) => Check::Done(o),
-            Ok(Some(o)) => Check::Pending(format!("not yet as wanted: {o:?}")),
-            Ok(None) => Check::Pending("not found".into()),
-            Err(e) => Check::Pending(e.to_string()),
-        }
-    })
-    .await?;
-    Ok(found)
-}
-
-/// Waits until `name` is gone.
-async fn wait_gone<K>(env: &Env, api: &Api<K>, name: &str) -> anyhow::Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    wait_for(format!("{name} to be gone"), env.patience(), || async {
-        match api.get_opt(name).await {
-            Ok(None) => Check::Done(()),
-            Ok(Some(_)) => Check::Pending("still there".into()),
-            Err(e) => Check::Pending(e.to_string()),
-        }
-    })
-    .await?;
-    Ok(())
 }
 
 /// The resources granted by a ClusterRole's rules, as `<resource>.<group>`.
