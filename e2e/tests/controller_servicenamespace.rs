@@ -306,3 +306,83 @@ async fn cluster_scope_grants_claims_cluster_wide_and_deletion_removes_them() ->
     backend.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_deletion_while_the_backend_is_down_is_cleaned_up_on_restart() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, plain) = given_a_provider_cluster().await?;
+    let client = plain.client().await?;
+    let backend = Backend::start(plain, "cluster").await?;
+    let ns = given_a_claimed_consumer_namespace(env, plain).await?;
+    let provider_ns = wait_provider_namespace(env, &client, &ns).await?;
+    let cowboys = "kube-binder-export-default-cowboys";
+    let sheriffs = "kube-binder-export-default-sheriffs";
+    wait_claim_rbac(
+        env,
+        &client,
+        &ns,
+        &[
+            &format!("ClusterRole/{cowboys}"),
+            &format!("ClusterRole/{sheriffs}"),
+            &format!("ClusterRoleBinding/{cowboys}"),
+            &format!("ClusterRoleBinding/{sheriffs}"),
+        ],
+    )
+    .await?;
+    backend.stop().await?;
+
+    // When the APIServiceNamespace goes while no backend runs (no finalizer holds it) ...
+    let sns: Api<APIServiceNamespace> = Api::namespaced(client.clone(), &ns);
+    sns.delete(CONSUMER_NS, &DeleteParams::default()).await?;
+    wait_gone(env, &sns, CONSUMER_NS).await?;
+
+    // ... the next backend finds what it left by label and annotation and removes it.
+    let backend = Backend::start(plain, "cluster").await?;
+    wait_claim_rbac(env, &client, &ns, &[]).await?;
+    wait_gone(env, &Api::<Namespace>::all(client.clone()), &provider_ns).await?;
+    backend.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_the_cluster_namespace_leaves_no_claim_rbac() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, plain) = given_a_provider_cluster().await?;
+    let client = plain.client().await?;
+    let backend = Backend::start(plain, "cluster").await?;
+    let ns = given_a_claimed_consumer_namespace(env, plain).await?;
+    let provider_ns = wait_provider_namespace(env, &client, &ns).await?;
+    let cowboys = "kube-binder-export-default-cowboys";
+    wait_object(
+        env,
+        &Api::<ClusterRoleBinding>::all(client.clone()),
+        cowboys,
+        |_| true,
+    )
+    .await?;
+
+    // When the provider operator deletes the cluster namespace, everything made for it goes.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.delete(&ns, &DeleteParams::default()).await?;
+    wait_gone(env, &namespaces, &ns).await?;
+    wait_claim_rbac(env, &client, &ns, &[]).await?;
+    wait_gone(env, &namespaces, &provider_ns).await?;
+    let left = ListParams::default().labels(&format!("kube-bind.io/owner-namespace={ns}"));
+    assert!(
+        Api::<ClusterRole>::all(client.clone())
+            .list(&left)
+            .await?
+            .items
+            .is_empty()
+    );
+    assert!(
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .list(&left)
+            .await?
+            .items
+            .is_empty()
+    );
+
+    backend.stop().await?;
+    Ok(())
+}
