@@ -1,47 +1,60 @@
 //! The ClusterBinding and APIServiceNamespace controllers on real kcp: the backend serves the
 //! `kube-bind.io` export's endpoint slice, and a provider workspace bound to it gets the same
 //! RBAC, conditions and provider namespace as on a plain cluster, written through the virtual
-//! workspace (through the permission claims the binding accepts).
+//! workspace (through the permission claims the binding accepts), in both consumer scopes.
+//!
+//! Tests run one at a time: a backend in Namespaced scope removes the ClusterRoleBindings of
+//! one in Cluster scope.
 
 mod controller_support;
 
 use controller_support::{wait_gone, wait_object};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams};
 use kube_bind_apis::conditions::{self, ConditionStatus};
 use kube_bind_apis::{APIServiceNamespace, ClusterBinding};
-use kube_bind_backend::app;
+use kube_bind_backend::app::{self, RunningBackend};
 use kube_bind_backend::options::Options;
-use kube_bind_e2e::harness::topology::setup_kube_bind;
-use kube_bind_e2e::harness::{Check, Env, EnvSpec, apply, wait_for};
+use kube_bind_e2e::harness::topology::{KubeBindTopology, setup_kube_bind};
+use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
 use kube_bind_e2e::konnector::Konnector;
 use serde_json::json;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 static SPEC: EnvSpec = EnvSpec::kcp(&["kube-bind", "provider-a"]);
+static SERIAL: Mutex<()> = Mutex::const_new(());
 
-#[tokio::test]
-async fn cluster_scope_happy_path_in_a_provider_workspace() -> anyhow::Result<()> {
-    let env = Env::shared(&SPEC)?;
-    let topology = setup_kube_bind(env, "kube-bind", &["provider-a"], None).await?;
+/// The real backend serving the `kube-bind.io` endpoint slice in `--consumer-scope=<scope>`.
+async fn start_backend(
+    topology: &KubeBindTopology,
+    scope: &str,
+) -> anyhow::Result<(RunningBackend, CancellationToken)> {
     let options = Options::from_args([
-        "kube-bind-backend",
-        "--kubeconfig",
-        &topology.home.kubeconfig.display().to_string(),
-        "--multicluster-runtime-provider=kcp",
-        "--apiexport-endpointslice-name=kube-bind.io",
-        "--oidc-type=embedded",
-        "--listen-address=127.0.0.1:0",
-        "--schema-source=apiresourceschemas",
-        "--consumer-scope=cluster",
+        "kube-bind-backend".to_owned(),
+        "--kubeconfig".to_owned(),
+        topology.home.kubeconfig.display().to_string(),
+        "--multicluster-runtime-provider=kcp".to_owned(),
+        "--apiexport-endpointslice-name=kube-bind.io".to_owned(),
+        "--oidc-type=embedded".to_owned(),
+        "--listen-address=127.0.0.1:0".to_owned(),
+        "--schema-source=apiresourceschemas".to_owned(),
+        format!("--consumer-scope={scope}"),
     ])?;
     let shutdown = CancellationToken::new();
     let backend = app::start(options, shutdown.clone()).await?;
+    Ok((backend, shutdown))
+}
 
-    // Given a cluster namespace in the provider workspace, as bind-time provisioning leaves it,
-    // with an export claiming configmaps and a consumer namespace claimed for it.
-    let provider = env.workspace("provider-a")?;
+/// A cluster namespace in `provider`, as bind-time provisioning leaves it, with an export of
+/// `cowboys` (informer scope `scope`) claiming configmaps, and consumer namespace `default`
+/// claimed for it. Returns its name.
+async fn given_a_claimed_cluster_namespace(
+    env: &Env,
+    provider: &Workspace,
+    scope: &str,
+) -> anyhow::Result<String> {
     let client = provider.client().await?;
     let ns = env.test_namespace(provider, "cluster").await?;
     let objects = [
@@ -54,7 +67,7 @@ async fn cluster_scope_happy_path_in_a_provider_workspace() -> anyhow::Result<()
                      "providerPrettyName": "Wild West"}}),
         json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "BoundSchema",
             "metadata": {"name": "cowboys.wildwest.dev", "namespace": ns},
-            "spec": {"informerScope": "Cluster", "group": "wildwest.dev", "scope": "Namespaced",
+            "spec": {"informerScope": scope, "group": "wildwest.dev", "scope": "Namespaced",
                      "names": {"plural": "cowboys", "kind": "Cowboy"},
                      "versions": [{"name": "v1alpha1", "served": true, "storage": true,
                                    "schema": {"openAPIV3Schema": {"type": "object"}}}]}}),
@@ -62,13 +75,27 @@ async fn cluster_scope_happy_path_in_a_provider_workspace() -> anyhow::Result<()
             "metadata": {"name": "cowboys", "namespace": ns},
             "spec": {"resources": [{"group": "wildwest.dev", "resource": "cowboys", "versions": ["v1alpha1"]}],
                      "permissionClaims": [{"group": "", "resource": "configmaps", "selector": {}}],
-                     "informerScope": "Cluster"}}),
+                     "informerScope": scope}}),
     ];
     for object in &objects {
         apply::apply(&client, object).await?;
     }
+    Konnector::new(client, &ns)
+        .claim_namespace("cowboys", "default")
+        .await?;
+    Ok(ns)
+}
+
+#[tokio::test]
+async fn cluster_scope_happy_path_in_a_provider_workspace() -> anyhow::Result<()> {
+    let env = Env::shared(&SPEC)?;
+    let topology = setup_kube_bind(env, "kube-bind", &["provider-a"], None).await?;
+    let _serial = SERIAL.lock().await;
+    let (backend, shutdown) = start_backend(&topology, "cluster").await?;
+    let provider = env.workspace("provider-a")?;
+    let client = provider.client().await?;
+    let ns = given_a_claimed_cluster_namespace(env, provider, "Cluster").await?;
     let konnector = Konnector::new(client.clone(), &ns);
-    konnector.claim_namespace("cowboys", "default").await?;
 
     // Then the ClusterBinding's RBAC, Cluster scope.
     let name = format!("kube-binder-{ns}");
@@ -161,6 +188,63 @@ async fn cluster_scope_happy_path_in_a_provider_workspace() -> anyhow::Result<()
         },
     )
     .await?;
+
+    shutdown.cancel();
+    backend.wait().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn namespaced_scope_happy_path_in_a_provider_workspace() -> anyhow::Result<()> {
+    let env = Env::shared(&SPEC)?;
+    let topology = setup_kube_bind(env, "kube-bind", &["provider-a"], None).await?;
+    let _serial = SERIAL.lock().await;
+    let (backend, shutdown) = start_backend(&topology, "namespaced").await?;
+    let provider = env.workspace("provider-a")?;
+    let client = provider.client().await?;
+    let ns = given_a_claimed_cluster_namespace(env, provider, "Namespaced").await?;
+
+    // The ClusterRole, but no ClusterRoleBinding: access goes through namespaced bindings.
+    let name = format!("kube-binder-{ns}");
+    wait_object(env, &Api::<ClusterRole>::all(client.clone()), &name, |_| {
+        true
+    })
+    .await?;
+    let sns: Api<APIServiceNamespace> = Api::namespaced(client.clone(), &ns);
+    let claimed = wait_object(env, &sns, "default", |o| {
+        o.status.as_ref().is_some_and(|s| !s.namespace.is_empty())
+    })
+    .await?;
+    let provider_ns = claimed.status.unwrap_or_default().namespace;
+    let binder = wait_object(
+        env,
+        &Api::<RoleBinding>::namespaced(client.clone(), &provider_ns),
+        "kube-binder",
+        |_| true,
+    )
+    .await?;
+    assert_eq!(binder.role_ref.name, name);
+    let claim = "kube-binder-export-default-cowboys";
+    wait_object(
+        env,
+        &Api::<Role>::namespaced(client.clone(), &provider_ns),
+        claim,
+        |_| true,
+    )
+    .await?;
+    wait_object(
+        env,
+        &Api::<RoleBinding>::namespaced(client.clone(), &provider_ns),
+        claim,
+        |_| true,
+    )
+    .await?;
+    assert!(
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .get_opt(&name)
+            .await?
+            .is_none()
+    );
 
     shutdown.cancel();
     backend.wait().await?;
