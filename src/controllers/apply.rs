@@ -132,3 +132,52 @@ pub async fn ensure_rules<K: Rules>(
     }
     apply(api, desired).await.map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(labels: &[(&str, &str)], owner: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            owner_references: owner.map(|uid| {
+                vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                        uid: uid.to_owned(),
+                        ..Default::default()
+                    },
+                ]
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn metadata_matches_table() {
+        let desired = meta(&[("a", "1")], Some("u1"));
+        let cases = [
+            ("same", meta(&[("a", "1")], Some("u1")), true),
+            (
+                "others' labels kept",
+                meta(&[("a", "1"), ("b", "2")], Some("u1")),
+                true,
+            ),
+            (
+                "label value differs",
+                meta(&[("a", "2")], Some("u1")),
+                false,
+            ),
+            ("label missing", meta(&[], Some("u1")), false),
+            ("owner differs", meta(&[("a", "1")], Some("u2")), false),
+            ("owner missing", meta(&[("a", "1")], None), false),
+        ];
+        for (name, current, want) in cases {
+            assert_eq!(metadata_matches(&current, &desired), want, "{name}");
+        }
+    }
+}
