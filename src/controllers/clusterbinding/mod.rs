@@ -40,6 +40,16 @@ fn binding_of_namespace<C: CachedResource>(event: &CacheEvent<'_, C>) -> Vec<Obj
         .collect()
 }
 
+/// The ClusterBinding a cluster namespace would hold.
+fn binding_of_cluster_namespace(event: &CacheEvent<'_, Namespace>) -> Vec<ObjectKey> {
+    let key = event.key();
+    vec![ObjectKey::new(
+        key.cluster.clone(),
+        Some(key.name.clone()),
+        CLUSTER_BINDING_NAME,
+    )]
+}
+
 /// The ClusterBinding whose owner labels an RBAC object carries.
 fn binding_of_labels<C: CachedResource>(event: &CacheEvent<'_, C>) -> Vec<ObjectKey> {
     let (key, entry) = match event {
@@ -75,10 +85,10 @@ pub fn register(manager: &mut Manager, options: &ControllerOptions) -> Result<()
         cluster_roles,
         cluster_role_bindings,
     };
-    let mut builder = manager.controller(reconciler)?;
-    // Declared as read so reconciles wait for their first LIST.
-    let _ = builder.reads::<Namespace>();
+    let builder = manager.controller(reconciler)?;
     builder
+        // RBAC waits for the cluster namespace to be cached (its uid is the owner).
+        .watches::<Namespace>(binding_of_cluster_namespace)
         .watches::<APIServiceExport>(binding_of_namespace)
         .watches::<BoundSchema>(binding_of_namespace)
         .watches::<RoleBinding>(binding_of_labels)

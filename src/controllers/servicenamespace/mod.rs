@@ -17,6 +17,7 @@ use kube_bind_apis::{APIServiceExport, ClusterBinding};
 
 pub use self::reconcile::ServiceNamespaceError;
 use super::ControllerOptions;
+use crate::provider::ClusterId;
 use crate::resources::namespaces::api_service_namespace_of;
 use crate::resources::owner::{OWNER_KIND_LABEL, owner_of};
 use crate::resources::rbac::API_SERVICE_NAMESPACE_KIND;
@@ -83,22 +84,33 @@ pub fn register(manager: &mut Manager, options: &ControllerOptions) -> Result<()
     let builder = manager.controller(reconciler)?;
     // ClusterBinding and export events re-run every APIServiceNamespace of their namespace.
     let primary = builder.primary().clone();
-    let all_in_namespace = move |key: &ObjectKey| -> Vec<ObjectKey> {
-        let Some(namespace) = key.namespace.as_deref() else {
-            return Vec::new();
-        };
+    let all_in_namespace = move |cluster: &ClusterId, namespace: &str| -> Vec<ObjectKey> {
         primary
-            .list(&key.cluster, Some(namespace))
+            .list(cluster, Some(namespace))
             .iter()
             .filter_map(|o| o.metadata.name.as_deref())
-            .map(|name| ObjectKey::new(key.cluster.clone(), Some(namespace.to_owned()), name))
+            .map(|name| ObjectKey::new(cluster.clone(), Some(namespace.to_owned()), name))
             .collect()
     };
-    let for_exports = all_in_namespace.clone();
+    let in_namespace_of = {
+        let all_in_namespace = all_in_namespace.clone();
+        move |key: &ObjectKey| match key.namespace.as_deref() {
+            Some(namespace) => all_in_namespace(&key.cluster, namespace),
+            None => Vec::new(),
+        }
+    };
+    let for_exports = in_namespace_of.clone();
     builder
-        .watches::<ClusterBinding>(move |event| all_in_namespace(event.key()))
+        .watches::<ClusterBinding>(move |event| in_namespace_of(event.key()))
         .watches::<APIServiceExport>(move |event| for_exports(event.key()))
-        .watches::<Namespace>(owner_by_annotation)
+        // A provider namespace maps to its APIServiceNamespace; a cluster namespace to all of
+        // those it holds (they wait for it to be cached).
+        .watches::<Namespace>(move |event| {
+            let key = event.key();
+            let mut keys = owner_by_annotation(event);
+            keys.extend(all_in_namespace(&key.cluster, &key.name));
+            keys
+        })
         .watches::<Role>(owner_by_labels)
         .watches::<RoleBinding>(owner_by_labels)
         .watches::<ClusterRole>(owner_by_labels)
