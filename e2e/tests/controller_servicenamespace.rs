@@ -386,3 +386,38 @@ async fn deleting_the_cluster_namespace_leaves_no_claim_rbac() -> anyhow::Result
     backend.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn deleting_the_owning_export_leaves_no_claim_rbac() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, plain) = given_a_provider_cluster().await?;
+    let client = plain.client().await?;
+    let backend = Backend::start(plain, "cluster").await?;
+    let ns = given_a_claimed_consumer_namespace(env, plain).await?;
+    let provider_ns = wait_provider_namespace(env, &client, &ns).await?;
+    let cowboys = "kube-binder-export-default-cowboys";
+    wait_object(
+        env,
+        &Api::<ClusterRoleBinding>::all(client.clone()),
+        cowboys,
+        |_| true,
+    )
+    .await?;
+
+    // When the export the konnector claimed the namespace for is deleted, garbage collection
+    // takes the APIServiceNamespace, and the backend what was made for it.
+    Api::<kube_bind_apis::APIServiceExport>::namespaced(client.clone(), &ns)
+        .delete("cowboys", &DeleteParams::default())
+        .await?;
+    wait_gone(
+        env,
+        &Api::<APIServiceNamespace>::namespaced(client.clone(), &ns),
+        CONSUMER_NS,
+    )
+    .await?;
+    wait_claim_rbac(env, &client, &ns, &[]).await?;
+    wait_gone(env, &Api::<Namespace>::all(client.clone()), &provider_ns).await?;
+
+    backend.stop().await?;
+    Ok(())
+}
