@@ -182,6 +182,12 @@ impl Manager {
         self
     }
 
+    /// The caches controllers declare theirs in (to hand them to a reconciler before it is
+    /// registered; declare them read with [`ControllerBuilder::reads`] too).
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
     /// The shared work queue (e.g. for tests and metrics).
     pub fn queue(&self) -> &WorkQueue<WorkKey> {
         &self.queue
