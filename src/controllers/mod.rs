@@ -1,10 +1,15 @@
 //! The kube-bind controllers, on the generic runtime of `crate::runtime`. Each kind has its own
 //! module (`mod.rs`: wiring, `reconcile.rs`: the logic as named steps), registered here.
 
+pub mod apply;
+pub mod clusterbinding;
 pub mod schema_source;
 pub mod serviceexport;
 pub mod serviceexportrequest;
+pub mod servicenamespace;
 pub mod status;
+
+use kube_bind_apis::InformerScope;
 
 use crate::options::{ConsumerScope, Isolation, Options, SchemaSource};
 use crate::runtime::Manager;
@@ -22,6 +27,14 @@ pub struct ControllerOptions {
 }
 
 impl ControllerOptions {
+    /// The consumer scope as the API spells it (`spec.informerScope`).
+    pub fn informer_scope(&self) -> InformerScope {
+        match self.consumer_scope {
+            ConsumerScope::Namespaced => InformerScope::Namespaced,
+            ConsumerScope::Cluster => InformerScope::Cluster,
+        }
+    }
+
     pub fn from_options(options: &Options) -> Self {
         Self {
             schema_source: options.schema_source,
@@ -34,6 +47,8 @@ impl ControllerOptions {
 /// Registers every kube-bind controller with `manager`. Called before the provider starts, so
 /// every cache they declare is in place when the first endpoint opens.
 pub fn register_all(manager: &mut Manager, options: &ControllerOptions) -> Result<(), CacheError> {
+    clusterbinding::register(manager, options)?;
+    servicenamespace::register(manager, options)?;
     serviceexportrequest::register(manager, options)?;
     serviceexport::register(manager, options)?;
     Ok(())
