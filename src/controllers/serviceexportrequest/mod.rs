@@ -10,9 +10,7 @@ mod reconcile;
 
 use std::sync::Arc;
 
-use kube_bind_apis::{
-    APIServiceExport, APIServiceNamespace, BoundSchema, InformerScope, Isolation,
-};
+use kube_bind_apis::{APIServiceExport, APIServiceNamespace, BoundSchema, Isolation};
 
 pub use self::reconcile::ExportRequestError;
 use super::ControllerOptions;
@@ -28,14 +26,6 @@ pub struct ExportRequestReconciler {
     bound_schemas: Arc<Cache<BoundSchema>>,
     exports: Arc<Cache<APIServiceExport>>,
     namespaces: Arc<Cache<APIServiceNamespace>>,
-}
-
-/// `--consumer-scope` as the informer scope of exports and BoundSchemas.
-pub(crate) fn informer_scope(options: &ControllerOptions) -> InformerScope {
-    match options.consumer_scope {
-        options::ConsumerScope::Namespaced => InformerScope::Namespaced,
-        options::ConsumerScope::Cluster => InformerScope::Cluster,
-    }
 }
 
 /// `--cluster-scoped-isolation` as written into exports.

@@ -15,7 +15,7 @@ use kube_bind_apis::{
     ConditionSeverity,
 };
 
-use super::{ExportRequestReconciler, informer_scope, isolation};
+use super::{ExportRequestReconciler, isolation};
 use crate::controllers::schema_source::ExportedSchemas;
 use crate::controllers::status::report_on_conditions;
 use crate::provider::Cluster;
@@ -99,7 +99,7 @@ impl Reconciler for ExportRequestReconciler {
         let now = Timestamp::now();
         let exported = self
             .sources
-            .exported(cluster.id(), &informer_scope(&self.options));
+            .exported(cluster.id(), &self.options.informer_scope());
         let catalog: SchemaCatalog = exported
             .iter()
             .map(|(gr, s)| (gr.clone(), AvailableSchema::of(&s.spec)))
@@ -303,7 +303,7 @@ impl ExportRequestReconciler {
             request,
             resources,
             specs,
-            &informer_scope(&self.options),
+            &self.options.informer_scope(),
             &isolation(&self.options),
         );
         match api.create(&PostParams::default(), &desired).await {
