@@ -53,6 +53,29 @@ fn condition(
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
+/// Waits until request `name` has `ExportsReady` False; returns it with that condition's reason
+/// and message.
+async fn exports_not_ready(
+    requests: &Api<APIServiceExportRequest>,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<(APIServiceExportRequest, String, String)> {
+    let request = wait_until(
+        requests,
+        name,
+        timeout,
+        "ExportsReady False",
+        |r| match condition(r, "ExportsReady") {
+            Some((ConditionStatus::False, ..)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await?;
+    let (_, reason, message) = condition(&request, "ExportsReady")
+        .ok_or_else(|| anyhow::anyhow!("{name} lost its ExportsReady condition"))?;
+    Ok((request, reason, message))
+}
+
 #[tokio::test]
 async fn a_request_for_cowboys_becomes_a_bound_schema_an_export_and_succeeds() -> anyhow::Result<()>
 {
@@ -159,22 +182,7 @@ async fn an_unknown_resource_is_named_at_once_and_fails_after_the_grace() -> any
     .await?;
 
     let requests: Api<APIServiceExportRequest> = Api::namespaced(client.clone(), &ns);
-    let named = wait_until(
-        &requests,
-        "unknown",
-        env.patience(),
-        "ExportsReady False",
-        |r| match condition(r, "ExportsReady") {
-            Some((ConditionStatus::False, ..)) => Ok(()),
-            other => Err(format!("{other:?}")),
-        },
-    )
-    .await?;
-    let (_, reason, message) = condition(&named, "ExportsReady").unwrap_or((
-        ConditionStatus::True,
-        String::new(),
-        String::new(),
-    ));
+    let (named, reason, message) = exports_not_ready(&requests, "unknown", env.patience()).await?;
     assert_eq!(reason, "SchemaNotFound");
     assert_eq!(message, "Schema foos.example.dev not found");
     assert_eq!(
@@ -297,22 +305,7 @@ async fn a_request_mixing_namespaced_and_cluster_scoped_resources_is_refused() -
     .await?;
 
     let requests: Api<APIServiceExportRequest> = Api::namespaced(client.clone(), &ns);
-    let refused = wait_until(
-        &requests,
-        "mixed",
-        env.patience(),
-        "ExportsReady False",
-        |r| match condition(r, "ExportsReady") {
-            Some((ConditionStatus::False, ..)) => Ok(()),
-            other => Err(format!("{other:?}")),
-        },
-    )
-    .await?;
-    let (_, reason, _) = condition(&refused, "ExportsReady").unwrap_or((
-        ConditionStatus::True,
-        String::new(),
-        String::new(),
-    ));
+    let (refused, reason, _) = exports_not_ready(&requests, "mixed", env.patience()).await?;
     assert_eq!(reason, "DifferentScopes");
     assert_eq!(
         condition(&refused, "Ready").map(|c| c.1),

@@ -147,6 +147,28 @@ async fn wait_provider_namespace(env: &Env, client: &Client, ns: &str) -> anyhow
     Ok(sns.status.unwrap_or_default().namespace)
 }
 
+/// Given a backend in Cluster consumer scope and a claimed consumer namespace whose
+/// cluster-scoped claim RBAC is in place: the backend, the cluster namespace and the provider
+/// namespace.
+async fn given_cluster_scoped_claims(
+    env: &Env,
+    plain: &Workspace,
+    client: &Client,
+) -> anyhow::Result<(Backend, String, String)> {
+    let backend = Backend::start(plain, "cluster").await?;
+    let ns = given_a_claimed_consumer_namespace(env, plain).await?;
+    let provider_ns = wait_provider_namespace(env, client, &ns).await?;
+    let mut want = Vec::new();
+    for kind in ["ClusterRole", "ClusterRoleBinding"] {
+        for export in ["cowboys", "sheriffs"] {
+            want.push(format!("{kind}/kube-binder-export-default-{export}"));
+        }
+    }
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    wait_claim_rbac(env, client, &ns, &want).await?;
+    Ok((backend, ns, provider_ns))
+}
+
 #[tokio::test]
 async fn namespaced_scope_grants_claims_in_the_provider_namespace() -> anyhow::Result<()> {
     let _serial = SERIAL.lock().await;
@@ -271,24 +293,7 @@ async fn cluster_scope_grants_claims_cluster_wide_and_deletion_removes_them() ->
     let _serial = SERIAL.lock().await;
     let (env, plain) = given_a_provider_cluster().await?;
     let client = plain.client().await?;
-    let backend = Backend::start(plain, "cluster").await?;
-    let ns = given_a_claimed_consumer_namespace(env, plain).await?;
-
-    let provider_ns = wait_provider_namespace(env, &client, &ns).await?;
-    let cowboys = "kube-binder-export-default-cowboys";
-    let sheriffs = "kube-binder-export-default-sheriffs";
-    wait_claim_rbac(
-        env,
-        &client,
-        &ns,
-        &[
-            &format!("ClusterRole/{cowboys}"),
-            &format!("ClusterRole/{sheriffs}"),
-            &format!("ClusterRoleBinding/{cowboys}"),
-            &format!("ClusterRoleBinding/{sheriffs}"),
-        ],
-    )
-    .await?;
+    let (backend, ns, provider_ns) = given_cluster_scoped_claims(env, plain, &client).await?;
     // No per-namespace kube-binder RoleBinding in Cluster scope.
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &provider_ns);
     assert!(bindings.get_opt("kube-binder").await?.is_none());
@@ -312,23 +317,7 @@ async fn a_deletion_while_the_backend_is_down_is_cleaned_up_on_restart() -> anyh
     let _serial = SERIAL.lock().await;
     let (env, plain) = given_a_provider_cluster().await?;
     let client = plain.client().await?;
-    let backend = Backend::start(plain, "cluster").await?;
-    let ns = given_a_claimed_consumer_namespace(env, plain).await?;
-    let provider_ns = wait_provider_namespace(env, &client, &ns).await?;
-    let cowboys = "kube-binder-export-default-cowboys";
-    let sheriffs = "kube-binder-export-default-sheriffs";
-    wait_claim_rbac(
-        env,
-        &client,
-        &ns,
-        &[
-            &format!("ClusterRole/{cowboys}"),
-            &format!("ClusterRole/{sheriffs}"),
-            &format!("ClusterRoleBinding/{cowboys}"),
-            &format!("ClusterRoleBinding/{sheriffs}"),
-        ],
-    )
-    .await?;
+    let (backend, ns, provider_ns) = given_cluster_scoped_claims(env, plain, &client).await?;
     backend.stop().await?;
 
     // When the APIServiceNamespace goes while no backend runs (no finalizer holds it) ...
@@ -349,17 +338,7 @@ async fn deleting_the_cluster_namespace_leaves_no_claim_rbac() -> anyhow::Result
     let _serial = SERIAL.lock().await;
     let (env, plain) = given_a_provider_cluster().await?;
     let client = plain.client().await?;
-    let backend = Backend::start(plain, "cluster").await?;
-    let ns = given_a_claimed_consumer_namespace(env, plain).await?;
-    let provider_ns = wait_provider_namespace(env, &client, &ns).await?;
-    let cowboys = "kube-binder-export-default-cowboys";
-    wait_object(
-        env,
-        &Api::<ClusterRoleBinding>::all(client.clone()),
-        cowboys,
-        |_| true,
-    )
-    .await?;
+    let (backend, ns, provider_ns) = given_cluster_scoped_claims(env, plain, &client).await?;
 
     // When the provider operator deletes the cluster namespace, everything made for it goes.
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -392,17 +371,7 @@ async fn deleting_the_owning_export_leaves_no_claim_rbac() -> anyhow::Result<()>
     let _serial = SERIAL.lock().await;
     let (env, plain) = given_a_provider_cluster().await?;
     let client = plain.client().await?;
-    let backend = Backend::start(plain, "cluster").await?;
-    let ns = given_a_claimed_consumer_namespace(env, plain).await?;
-    let provider_ns = wait_provider_namespace(env, &client, &ns).await?;
-    let cowboys = "kube-binder-export-default-cowboys";
-    wait_object(
-        env,
-        &Api::<ClusterRoleBinding>::all(client.clone()),
-        cowboys,
-        |_| true,
-    )
-    .await?;
+    let (backend, ns, provider_ns) = given_cluster_scoped_claims(env, plain, &client).await?;
 
     // When the export the konnector claimed the namespace for is deleted, garbage collection
     // takes the APIServiceNamespace, and the backend what was made for it.
