@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod controllers;
+pub mod crypto;
 pub mod http;
 pub mod metrics;
 pub mod options;
