@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod crypto;
 pub mod http;
 pub mod metrics;
+pub mod oidc_issuer;
 pub mod options;
 pub mod provider;
 pub mod readiness;
