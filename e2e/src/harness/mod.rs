@@ -24,11 +24,13 @@
 pub mod accounts;
 pub mod apply;
 pub mod browser;
+pub mod child;
 pub mod env;
 mod kcp_mode;
 pub mod kubectl;
 pub mod paths;
 pub mod processes;
+pub mod redis;
 pub mod tcp_proxy;
 pub mod topology;
 pub mod wait;
