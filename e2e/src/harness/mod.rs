@@ -26,6 +26,7 @@ pub mod apply;
 pub mod browser;
 pub mod child;
 pub mod env;
+pub mod idp;
 mod kcp_mode;
 pub mod kubectl;
 pub mod paths;
