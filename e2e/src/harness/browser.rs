@@ -404,6 +404,73 @@ mod tests {
         assert_eq!(page("<p>done</p>").form(), None);
     }
 
+    /// A site on a free port: `/start` → `/set` (sets `sid`) → `/next` (only with `sid`) →
+    /// `http://127.0.0.1:1/cb`; `/loop` redirects to itself.
+    async fn site() -> String {
+        use axum::{
+            Router,
+            http::{HeaderMap as Headers, StatusCode, header},
+            response::{IntoResponse, Redirect},
+            routing::get,
+        };
+        async fn next(headers: Headers) -> axum::response::Response {
+            let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+            if cookie == Some("sid=1") {
+                Redirect::to("http://127.0.0.1:1/cb?code=abc").into_response()
+            } else {
+                (StatusCode::BAD_REQUEST, format!("cookie {cookie:?}")).into_response()
+            }
+        }
+        let app = Router::new()
+            .route("/start", get(|| async { Redirect::temporary("/set") }))
+            .route(
+                "/set",
+                get(|| async {
+                    (
+                        [(header::SET_COOKIE, "sid=1; Path=/; HttpOnly")],
+                        Redirect::to("next"),
+                    )
+                }),
+            )
+            .route("/next", get(next))
+            .route("/loop", get(|| async { Redirect::to("/loop") }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    #[tokio::test]
+    async fn follow_keeps_cookies_and_stops_before_the_target_it_is_told() {
+        let base = site().await;
+        let browser = Browser::new().unwrap();
+        let start = browser.get(&format!("{base}/start")).await.unwrap();
+        let last = browser
+            .follow(start, |target| target.port() == Some(1))
+            .await
+            .unwrap();
+        assert_eq!(last.url.as_str(), format!("{base}/next"));
+        assert_eq!(last.status, 303);
+        assert_eq!(
+            last.location.map(String::from).as_deref(),
+            Some("http://127.0.0.1:1/cb?code=abc")
+        );
+        assert_eq!(browser.cookie_names(&base), vec!["sid".to_string()]);
+        assert!(browser.cookie_names("http://localhost:1/").is_empty());
+    }
+
+    #[tokio::test]
+    async fn follow_gives_up_after_twenty_redirects() {
+        let base = site().await;
+        let browser = Browser::new().unwrap();
+        let start = browser.get(&format!("{base}/loop")).await.unwrap();
+        let error = browser.follow(start, |_| false).await.unwrap_err();
+        assert!(
+            error.to_string().contains("more than 20 redirects"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn an_absolute_action_is_kept() {
         let form = page(r#"<form action="https://idp.example/login" method="post"></form>"#)
