@@ -5,8 +5,15 @@
 #
 #   hack/test.sh            everything
 #   hack/test.sh -- ARGS    extra arguments for the test runner (e.g. a test name filter)
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$HACK_DIR/.."
+KB_LOG_PREFIX="test"
+# shellcheck source=lib/log.sh
+source "$HACK_DIR/lib/log.sh"
+# shellcheck source=lib/tools.sh
+source "$HACK_DIR/lib/tools.sh"
 
 started=$SECONDS
 step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - started))" "$*"; }
@@ -53,15 +60,16 @@ else
   cargo test --workspace --exclude kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
 fi
 
+step "test-only tools: redis-server (Debian), oidc-provider (npm ci, cached per lock file)"
+test_tools_install
+
 # The e2e tests of one binary share one control plane or kcp (started once, ~30 s), which needs
 # them in one process: cargo test, not nextest's process per test.
 step "end-to-end tests (real kube-apiservers, real kcp)"
 cargo test -p kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
 
 step "quickstart smoke test (hack/quickstart.sh --kcp --detach, kubectl checks, down)"
-if ! command -v curl >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
-fi
+command -v curl >/dev/null || apt_install curl
 # In a dir of its own, so a quickstart the developer runs in .local is left alone. The dev
 # profile reuses the binaries the e2e tests just built; a fresh release build would add 5-7
 # minutes on 2 cores (QUICKSTART_PROFILE=release tests exactly what the README runs).

@@ -23,17 +23,22 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod browser;
+pub mod child;
 pub mod env;
+pub mod idp;
 mod kcp_mode;
 pub mod kubectl;
 pub mod paths;
 pub mod processes;
+pub mod redis;
 pub mod tcp_proxy;
 pub mod topology;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
 
+pub use browser::{Browser, Form, Page};
 pub use env::{Env, EnvSpec, Workspace, World};
 pub use wait::{Check, wait_for};
 
@@ -58,6 +63,12 @@ pub enum HarnessError {
     Kubeconfig { path: PathBuf, message: String },
     #[error("{0}")]
     Kube(#[from] kube::Error),
+    #[error("{method} {url}: {source}")]
+    Http {
+        method: &'static str,
+        url: String,
+        source: reqwest::Error,
+    },
     #[error("{0}")]
     Other(String),
 }

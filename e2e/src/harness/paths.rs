@@ -50,17 +50,23 @@ pub fn log_dir() -> PathBuf {
     target_dir().join("e2e-logs").join(name)
 }
 
+/// The machine's cache of built and installed tools (`hack/lib/build.sh`, `hack/lib/tools.sh`):
+/// `KB_CACHE`, else `~/.cache/kube-bind-rs`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(cache) = std::env::var_os("KB_CACHE") {
+        return PathBuf::from(cache);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache/kube-bind-rs")
+}
+
 /// The test world's binaries (`hack/build.sh`): `KB_BIN`, else `$KB_CACHE/bin`, else
 /// `~/.cache/kube-bind-rs/bin`.
 pub fn tool_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KB_BIN") {
         return PathBuf::from(dir);
     }
-    if let Some(cache) = std::env::var_os("KB_CACHE") {
-        return PathBuf::from(cache).join("bin");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache/kube-bind-rs/bin")
+    cache_dir().join("bin")
 }
 
 /// `kubectl` of the test world (the apiservers' minor), else whatever `kubectl` is on PATH.
