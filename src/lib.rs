@@ -10,6 +10,7 @@ pub mod http;
 pub mod metrics;
 pub mod options;
 pub mod provider;
+pub mod provision;
 pub mod readiness;
 pub mod resources;
 pub mod runtime;
