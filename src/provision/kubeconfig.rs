@@ -125,7 +125,10 @@ pub fn render(inputs: KubeconfigInputs<'_>) -> Result<Vec<u8>, RenderError> {
             },
         }],
     };
-    Ok(serde_saphyr::to_string(&config)?.into_bytes())
+    // Plain scalars, one line each, as Go writes them: no folded `>-` blocks for long values.
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    Ok(serde_saphyr::to_string_with_options(&config, options)?.into_bytes())
 }
 
 #[cfg(test)]
@@ -226,6 +229,17 @@ mod tests {
         for pair in order.windows(2) {
             assert!(position(pair[0]) < position(pair[1]), "{pair:?} in {text}");
         }
+    }
+
+    #[test]
+    fn long_values_stay_on_one_line() {
+        let text = String::from_utf8(render(inputs()).unwrap()).unwrap();
+        assert!(!text.contains(">-") && !text.contains('|'), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == format!("token: {}", inputs().token)),
+            "{text}"
+        );
     }
 
     #[test]
