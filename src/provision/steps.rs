@@ -70,10 +70,11 @@ impl<'c> Steps<'c> {
     ///
     /// NOTE: the caller serializes binds of one identity in this process. Two replicas binding
     /// the same identity at once can both find nothing and both create: each then lists again
-    /// and the one that did not create the oldest namespace deletes its own. Both keep theirs
-    /// only if neither sees the other's namespace in that second list, or both were created in
-    /// the same second and the later one sorts first by name; the next bind then fails with
-    /// [`ProvisionError::AmbiguousNamespace`], as upstream's does.
+    /// (a consistent read, so the later creator sees both) and the one that did not create the
+    /// oldest namespace deletes its own. Both keep theirs only when they were created in the
+    /// same second (`creationTimestamp` has no finer grain), the later one sorts first by name,
+    /// and the earlier creator listed before the later one existed; the next bind then fails
+    /// with [`ProvisionError::AmbiguousNamespace`], as upstream's does.
     pub async fn cluster_namespace(
         &self,
         prefix: &str,
