@@ -61,6 +61,7 @@ impl<'c> Steps<'c> {
         Ok(all
             .items
             .into_iter()
+            .filter(|ns| ns.metadata.name.is_some())
             .filter_map(|ns| objects::claim_of(&ns, identity).map(|claim| (ns, claim)))
             .collect())
     }
@@ -213,13 +214,24 @@ impl<'c> Steps<'c> {
     /// Step 4: the global `kube-binder` ClusterRole, its rules put back when they differ.
     pub async fn binder_cluster_role(&self) -> Result<(), ProvisionError> {
         let api: Api<ClusterRole> = Api::all(self.client.clone());
-        let current = api
-            .get_opt(BINDER_ROLE_NAME)
-            .await
-            .map_err(self.failed(format!("read ClusterRole {BINDER_ROLE_NAME}")))?;
-        ensure_rules(&api, current.as_ref(), &objects::binder_cluster_role())
-            .await
-            .map_err(self.failed(format!("write ClusterRole {BINDER_ROLE_NAME}")))
+        let desired = objects::binder_cluster_role();
+        let mut attempts = 2;
+        loop {
+            attempts -= 1;
+            let current = api
+                .get_opt(BINDER_ROLE_NAME)
+                .await
+                .map_err(self.failed(format!("read ClusterRole {BINDER_ROLE_NAME}")))?;
+            match ensure_rules(&api, current.as_ref(), &desired).await {
+                Ok(()) => return Ok(()),
+                // Two binds (of any identities) applying the missing role at once: one
+                // create wins, the other gets 409 and looks again.
+                Err(err) if attempts > 0 && is_code(&err, 409) => {}
+                Err(err) => {
+                    return Err(self.failed(format!("write ClusterRole {BINDER_ROLE_NAME}"))(err));
+                }
+            }
+        }
     }
 
     /// Step 5: the token of the `kube-binder` ServiceAccount, from its (non-expiring) token
