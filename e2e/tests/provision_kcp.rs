@@ -11,14 +11,20 @@ use kube_bind_backend::provider::{ClusterId, EndpointKind};
 use kube_bind_e2e::harness::topology::{KubeBindTopology, setup_kube_bind};
 use kube_bind_e2e::harness::{Env, EnvSpec};
 use provision_support::ProviderCluster;
+use tokio::sync::OnceCell;
 
 static SPEC: EnvSpec = EnvSpec::kcp(&["kube-bind", "provider-a"]);
+/// Set up once: tests run at once, and kcp refuses concurrent writes of one APIBinding.
+static TOPOLOGY: OnceCell<KubeBindTopology> = OnceCell::const_new();
 
 /// The provider workspace as the kcp provider reaches it: its cluster behind the `kube-bind.io`
 /// virtual workspace, with the front's CA.
 async fn given_a_provider_workspace() -> anyhow::Result<(ProviderCluster, KubeBindTopology)> {
     let env = Env::shared(&SPEC)?;
-    let topology = setup_kube_bind(env, "kube-bind", &["provider-a"], None).await?;
+    let topology = TOPOLOGY
+        .get_or_try_init(|| setup_kube_bind(env, "kube-bind", &["provider-a"], None))
+        .await?
+        .clone();
     let workspace = &topology.providers[0];
     let vw = env
         .client_for(&topology.endpoint_url, &env.admin_token)
