@@ -11,6 +11,7 @@
 
 mod error;
 pub mod kubeconfig;
+mod lock;
 pub mod objects;
 pub mod server_url;
 pub mod steps;
@@ -19,12 +20,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use dashmap::DashMap;
 
 pub use error::ProvisionError;
 
 use crate::provider::{Cluster, ClusterId};
 use kubeconfig::KubeconfigInputs;
+use lock::IdentityLocks;
 use steps::Steps;
 
 /// Who a cluster namespace belongs to: `<oidc sub>#<cluster id>`, exactly upstream's string, so
@@ -132,16 +133,16 @@ impl fmt::Debug for Provisioned {
 #[derive(Clone)]
 pub struct Provisioner {
     settings: Arc<ProvisionSettings>,
-    /// One lock per (cluster, identity) being provisioned: binds of one identity in this
-    /// process run one after another, so they never create two namespaces.
-    locks: Arc<DashMap<(ClusterId, Identity), Arc<tokio::sync::Mutex<()>>>>,
+    /// Binds of one identity in this process run one after another, so they never create two
+    /// namespaces.
+    locks: IdentityLocks,
 }
 
 impl Provisioner {
     pub fn new(settings: ProvisionSettings) -> Self {
         Self {
             settings: Arc::new(settings),
-            locks: Arc::default(),
+            locks: IdentityLocks::default(),
         }
     }
 
@@ -169,7 +170,7 @@ impl Provisioner {
             source,
         })?;
 
-        let _serial = self.lock(cluster.id(), identity).await;
+        let _serial = self.locks.lock(cluster.id(), identity).await;
         let steps = Steps::new(cluster);
         let settings = &self.settings;
         let namespace = steps
@@ -197,37 +198,6 @@ impl Provisioner {
             kubeconfig,
             secret_name,
         })
-    }
-
-    async fn lock(&self, cluster: &ClusterId, identity: &Identity) -> IdentityLock {
-        let key = (cluster.clone(), identity.clone());
-        let mutex = self.locks.entry(key.clone()).or_default().clone();
-        let guard = mutex.clone().lock_owned().await;
-        IdentityLock {
-            locks: self.locks.clone(),
-            key,
-            guard: Some(guard),
-            mutex: Some(mutex),
-        }
-    }
-}
-
-/// Held while one identity is provisioned; forgets the lock when nobody else waits for it.
-struct IdentityLock {
-    locks: Arc<DashMap<(ClusterId, Identity), Arc<tokio::sync::Mutex<()>>>>,
-    key: (ClusterId, Identity),
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-    mutex: Option<Arc<tokio::sync::Mutex<()>>>,
-}
-
-impl Drop for IdentityLock {
-    fn drop(&mut self) {
-        self.guard.take();
-        self.mutex.take();
-        // NOTE: the map's own reference is the only one left exactly when nobody waits; clones
-        // are taken under the same shard lock, so none can appear while this runs.
-        self.locks
-            .remove_if(&self.key, |_, mutex| Arc::strong_count(mutex) == 1);
     }
 }
 
@@ -294,29 +264,5 @@ mod tests {
             })
             .collect();
         assert_eq!(blocks, der);
-    }
-
-    #[tokio::test]
-    async fn binds_of_one_identity_take_turns_and_leave_no_lock_behind() {
-        let provisioner = Provisioner::new(ProvisionSettings::default());
-        let alice = Identity::new("alice", &ClusterId::single());
-        let first = provisioner.lock(&ClusterId::single(), &alice).await;
-        let waiting = {
-            let provisioner = provisioner.clone();
-            let alice = alice.clone();
-            tokio::spawn(async move {
-                let _second = provisioner.lock(&ClusterId::single(), &alice).await;
-            })
-        };
-        tokio::task::yield_now().await;
-        assert!(
-            !waiting.is_finished(),
-            "the second bind waits for the first"
-        );
-        let bob = Identity::new("bob", &ClusterId::single());
-        drop(provisioner.lock(&ClusterId::single(), &bob).await);
-        drop(first);
-        waiting.await.unwrap();
-        assert!(provisioner.locks.is_empty());
     }
 }

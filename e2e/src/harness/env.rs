@@ -310,8 +310,11 @@ impl Env {
         let file = dir.join(format!("{name}.kubeconfig"));
         // Written aside and renamed: tests running at once may write and read the same file.
         let partial = dir.join(format!("{name}.kubeconfig.{}", self.unique("partial")));
-        std::fs::write(&partial, serde_json::to_vec_pretty(&text).unwrap_or_default())
-            .map_err(|e| HarnessError::io(&partial, e))?;
+        std::fs::write(
+            &partial,
+            serde_json::to_vec_pretty(&text).unwrap_or_default(),
+        )
+        .map_err(|e| HarnessError::io(&partial, e))?;
         std::fs::rename(&partial, &file).map_err(|e| HarnessError::io(&file, e))?;
         Ok(file)
     }

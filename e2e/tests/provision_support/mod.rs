@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -76,7 +76,7 @@ impl ProviderCluster {
         Ok(file)
     }
 
-    pub fn kubectl(&self, kubeconfig: &PathBuf, args: &[&str]) -> anyhow::Result<KubectlOutput> {
+    pub fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> anyhow::Result<KubectlOutput> {
         Ok(kubectl(kubeconfig, args, &self.env.log_dir)?)
     }
 }
@@ -170,7 +170,10 @@ pub async fn given_two_consumers_when_they_bind_then_each_gets_one_namespace_and
         &["auth", "can-i", "get", "secrets", "-n", &other.namespace],
     )?;
     // kcp adds the reason ("no - access denied").
-    assert!(!can_i.success && can_i.stdout.starts_with("no"), "{can_i:?}");
+    assert!(
+        !can_i.success && can_i.stdout.starts_with("no"),
+        "{can_i:?}"
+    );
     let get = provider.kubectl(&kubeconfig, &["get", "secrets", "-n", &other.namespace])?;
     assert!(!get.success && get.stderr.contains("Forbidden"), "{get:?}");
     Ok(())
