@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod oidc_issuer;
 pub mod options;
 pub mod provider;
+pub mod provision;
 pub mod readiness;
 pub mod resources;
 pub mod runtime;

@@ -8,44 +8,20 @@
 
 mod controller_support;
 
-use controller_support::{wait_gone, wait_object};
+use controller_support::{Backend, wait_gone, wait_object};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams};
 use kube_bind_apis::conditions::{self, ConditionStatus};
 use kube_bind_apis::{APIServiceNamespace, ClusterBinding};
-use kube_bind_backend::app::{self, RunningBackend};
-use kube_bind_backend::options::Options;
-use kube_bind_e2e::harness::topology::{KubeBindTopology, setup_kube_bind};
+use kube_bind_e2e::harness::topology::setup_kube_bind;
 use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
 use kube_bind_e2e::konnector::Konnector;
 use serde_json::json;
 use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
 
 static SPEC: EnvSpec = EnvSpec::kcp(&["kube-bind", "provider-a"]);
 static SERIAL: Mutex<()> = Mutex::const_new(());
-
-/// The real backend serving the `kube-bind.io` endpoint slice in `--consumer-scope=<scope>`.
-async fn start_backend(
-    topology: &KubeBindTopology,
-    scope: &str,
-) -> anyhow::Result<(RunningBackend, CancellationToken)> {
-    let options = Options::from_args([
-        "kube-bind-backend".to_owned(),
-        "--kubeconfig".to_owned(),
-        topology.home.kubeconfig.display().to_string(),
-        "--multicluster-runtime-provider=kcp".to_owned(),
-        "--apiexport-endpointslice-name=kube-bind.io".to_owned(),
-        "--oidc-type=embedded".to_owned(),
-        "--listen-address=127.0.0.1:0".to_owned(),
-        "--schema-source=apiresourceschemas".to_owned(),
-        format!("--consumer-scope={scope}"),
-    ])?;
-    let shutdown = CancellationToken::new();
-    let backend = app::start(options, shutdown.clone()).await?;
-    Ok((backend, shutdown))
-}
 
 /// A cluster namespace in `provider`, as bind-time provisioning leaves it, with an export of
 /// `cowboys` (informer scope `scope`) claiming configmaps, and consumer namespace `default`
@@ -91,7 +67,7 @@ async fn cluster_scope_happy_path_in_a_provider_workspace() -> anyhow::Result<()
     let env = Env::shared(&SPEC)?;
     let topology = setup_kube_bind(env, "kube-bind", &["provider-a"], None).await?;
     let _serial = SERIAL.lock().await;
-    let (backend, shutdown) = start_backend(&topology, "cluster").await?;
+    let backend = Backend::start_kcp(&topology, "cluster").await?;
     let provider = env.workspace("provider-a")?;
     let client = provider.client().await?;
     let ns = given_a_claimed_cluster_namespace(env, provider, "Cluster").await?;
@@ -189,8 +165,7 @@ async fn cluster_scope_happy_path_in_a_provider_workspace() -> anyhow::Result<()
     )
     .await?;
 
-    shutdown.cancel();
-    backend.wait().await?;
+    backend.stop().await?;
     Ok(())
 }
 
@@ -199,7 +174,7 @@ async fn namespaced_scope_happy_path_in_a_provider_workspace() -> anyhow::Result
     let env = Env::shared(&SPEC)?;
     let topology = setup_kube_bind(env, "kube-bind", &["provider-a"], None).await?;
     let _serial = SERIAL.lock().await;
-    let (backend, shutdown) = start_backend(&topology, "namespaced").await?;
+    let backend = Backend::start_kcp(&topology, "namespaced").await?;
     let provider = env.workspace("provider-a")?;
     let client = provider.client().await?;
     let ns = given_a_claimed_cluster_namespace(env, provider, "Namespaced").await?;
@@ -246,7 +221,6 @@ async fn namespaced_scope_happy_path_in_a_provider_workspace() -> anyhow::Result
             .is_none()
     );
 
-    shutdown.cancel();
-    backend.wait().await?;
+    backend.stop().await?;
     Ok(())
 }

@@ -308,8 +308,14 @@ impl Env {
         ));
         let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         let file = dir.join(format!("{name}.kubeconfig"));
-        std::fs::write(&file, serde_json::to_vec_pretty(&text).unwrap_or_default())
-            .map_err(|e| HarnessError::io(&file, e))?;
+        // Written aside and renamed: tests running at once may write and read the same file.
+        let partial = dir.join(format!("{name}.kubeconfig.{}", self.unique("partial")));
+        std::fs::write(
+            &partial,
+            serde_json::to_vec_pretty(&text).unwrap_or_default(),
+        )
+        .map_err(|e| HarnessError::io(&partial, e))?;
+        std::fs::rename(&partial, &file).map_err(|e| HarnessError::io(&file, e))?;
         Ok(file)
     }
 

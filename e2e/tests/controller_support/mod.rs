@@ -6,6 +6,7 @@
 use kube::api::Api;
 use kube_bind_backend::app::{self, RunningBackend};
 use kube_bind_backend::options::Options;
+use kube_bind_e2e::harness::topology::KubeBindTopology;
 use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -34,14 +35,37 @@ pub struct Backend {
 impl Backend {
     /// The real backend on `plain` with `--consumer-scope=<scope>`.
     pub async fn start(plain: &Workspace, scope: &str) -> anyhow::Result<Self> {
-        let options = Options::from_args([
-            "kube-bind-backend".to_owned(),
+        Self::start_with([
             "--kubeconfig".to_owned(),
             plain.kubeconfig.display().to_string(),
-            "--oidc-type=embedded".to_owned(),
-            "--listen-address=127.0.0.1:0".to_owned(),
             format!("--consumer-scope={scope}"),
-        ])?;
+        ])
+        .await
+    }
+
+    /// The real backend serving the `kube-bind.io` endpoint slice of `topology` (kcp provider)
+    /// with `--consumer-scope=<scope>`.
+    pub async fn start_kcp(topology: &KubeBindTopology, scope: &str) -> anyhow::Result<Self> {
+        Self::start_with([
+            "--kubeconfig".to_owned(),
+            topology.home.kubeconfig.display().to_string(),
+            "--multicluster-runtime-provider=kcp".to_owned(),
+            "--apiexport-endpointslice-name=kube-bind.io".to_owned(),
+            "--schema-source=apiresourceschemas".to_owned(),
+            format!("--consumer-scope={scope}"),
+        ])
+        .await
+    }
+
+    async fn start_with(flags: impl IntoIterator<Item = String>) -> anyhow::Result<Self> {
+        let args = ["kube-bind-backend".to_owned()]
+            .into_iter()
+            .chain(flags)
+            .chain([
+                "--oidc-type=embedded".to_owned(),
+                "--listen-address=127.0.0.1:0".to_owned(),
+            ]);
+        let options = Options::from_args(args)?;
         let shutdown = CancellationToken::new();
         let running = app::start(options, shutdown.clone()).await?;
         Ok(Self {
