@@ -87,11 +87,11 @@ pub struct Flags {
     #[arg(long, value_name = "URL", default_value = "")]
     pub oidc_issuer_url: String,
 
-    /// OIDC client id (external issuer).
+    /// OIDC client id. Embedded issuer: default kube-bind (a development default; replicas must agree).
     #[arg(long, value_name = "ID", default_value = "")]
     pub oidc_issuer_client_id: String,
 
-    /// OIDC client secret (external issuer).
+    /// OIDC client secret. Embedded issuer: default a printed development secret; set your own.
     #[arg(
         long,
         value_name = "SECRET",
@@ -103,6 +103,11 @@ pub struct Flags {
     /// Redirect URL registered at the issuer, normally <public URL>/api/callback.
     #[arg(long, value_name = "URL", default_value = "")]
     pub oidc_callback_url: String,
+
+    /// Embedded issuer only: RSA private key (PEM) signing its ID tokens; share it between
+    /// replicas. Default: the --jwt-signing-key-file key, else one generated at start.
+    #[arg(long, value_name = "PATH", default_value = "")]
+    pub oidc_signing_key_file: String,
 
     /// CA bundle to trust for the OIDC issuer's TLS certificate.
     #[arg(long, value_name = "PATH", default_value = "")]
@@ -182,6 +187,14 @@ pub struct Flags {
     /// Extra hosts (comma-separated) allowed as login redirect targets besides loopback.
     #[arg(long, value_name = "HOSTS", value_delimiter = ',')]
     pub allowed_redirect_hosts: Vec<String>,
+
+    /// Login routes (/api/authorize, /api/callback, /oidc/*): requests per second per client IP; 0 disables the limit.
+    #[arg(long, value_name = "N", default_value = "20")]
+    pub auth_rate_limit: String,
+
+    /// Login routes: burst of requests per client IP above the rate.
+    #[arg(long, value_name = "N", default_value = "40")]
+    pub auth_rate_burst: String,
 
     /// Log format: text or json.
     #[arg(long, value_name = "FORMAT", default_value = "text")]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 pub use duration::{format_go_duration, parse_go_duration};
 pub use flags::Flags;
-pub use validate::{FlagError, InvalidFlags};
+pub use validate::{EMBEDDED_CLIENT_ID, EMBEDDED_CLIENT_SECRET, FlagError, InvalidFlags};
 
 /// Which multicluster provider yields the logical clusters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +63,10 @@ pub enum Oidc {
     Embedded {
         issuer_url: Option<String>,
         callback_url: Option<String>,
+        client_id: String,
+        client_secret: String,
+        /// `--oidc-signing-key-file`; without it the bearer-token key signs ID tokens too.
+        signing_key_file: Option<PathBuf>,
     },
     /// A real identity provider.
     External {
@@ -107,6 +111,14 @@ impl std::fmt::Debug for CookieKeys {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// Per-client-IP request limit of the login routes (`--auth-rate-limit`, `--auth-rate-burst`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per second; `None` disables the limit.
+    pub per_second: Option<std::num::NonZeroU32>,
+    pub burst: std::num::NonZeroU32,
 }
 
 /// Log output format (`--log-format`).
@@ -159,6 +171,7 @@ pub struct Options {
     pub metrics: MetricsEndpoint,
     pub jwt_signing_key_file: Option<PathBuf>,
     pub allowed_redirect_hosts: Vec<String>,
+    pub auth_rate_limit: RateLimit,
     pub log_format: LogFormat,
     /// Deprecation and "ignored flag" notices, logged once logging is set up.
     pub warnings: Vec<String>,

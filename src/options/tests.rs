@@ -177,8 +177,24 @@ fn embedded_issuer_must_be_served_under_oidc() {
         opts.oidc,
         Oidc::Embedded {
             issuer_url: Some("http://127.0.0.1:8080/oidc".into()),
-            callback_url: None
+            callback_url: None,
+            client_id: "kube-bind".into(),
+            client_secret: "kube-bind-embedded-development-secret".into(),
+            signing_key_file: None,
         }
+    );
+}
+
+#[test]
+fn auth_rate_limit_is_a_count_and_zero_disables_it() {
+    let opts = parse(&[]).unwrap();
+    assert_eq!(opts.auth_rate_limit.per_second.map(|n| n.get()), Some(20));
+    assert_eq!(opts.auth_rate_limit.burst.get(), 40);
+    let off = parse(&["--auth-rate-limit=0"]).unwrap();
+    assert_eq!(off.auth_rate_limit.per_second, None);
+    assert_eq!(
+        refused(&["--auth-rate-limit=fast", "--auth-rate-burst=0"]).flags(),
+        ["auth-rate-limit", "auth-rate-burst"]
     );
 }
 

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use super::flags::{Flags, PROVIDER_VALUES};
 use super::{
     ConsumerScope, CookieKeys, Isolation, LeaderElection, LogFormat, MetricsEndpoint, Oidc,
-    Options, ProviderKind, SchemaSource, SessionStore, TlsFiles, parse_go_duration,
+    Options, ProviderKind, RateLimit, SchemaSource, SessionStore, TlsFiles, parse_go_duration,
 };
 
 /// Where a pod finds its own namespace.
@@ -207,6 +207,21 @@ impl Flags {
             redirect_hosts(&self.allowed_redirect_hosts),
             Vec::new(),
         );
+        let auth_rate_limit = RateLimit {
+            per_second: c.check(
+                "auth-rate-limit",
+                count(&self.auth_rate_limit).map(std::num::NonZeroU32::new),
+                None,
+            ),
+            burst: c.check(
+                "auth-rate-burst",
+                count(&self.auth_rate_burst).and_then(|n| {
+                    std::num::NonZeroU32::new(n)
+                        .ok_or_else(|| "must be at least 1 (default 40)".to_owned())
+                }),
+                std::num::NonZeroU32::MIN,
+            ),
+        };
         let log_format = c.check(
             "log-format",
             log_format(
@@ -243,6 +258,7 @@ impl Flags {
             metrics,
             jwt_signing_key_file,
             allowed_redirect_hosts,
+            auth_rate_limit,
             log_format,
             warnings,
         })
@@ -266,6 +282,15 @@ impl Flags {
                 callback_url: c.check(
                     "oidc-callback-url",
                     optional_http_url(&self.oidc_callback_url),
+                    None,
+                ),
+                client_id: or_default(&self.oidc_issuer_client_id, EMBEDDED_CLIENT_ID),
+                client_secret: or_default(&self.oidc_issuer_client_secret, EMBEDDED_CLIENT_SECRET),
+                signing_key_file: c.check(
+                    "oidc-signing-key-file",
+                    optional_path(&self.oidc_signing_key_file)
+                        .map(readable_file)
+                        .transpose(),
                     None,
                 ),
             },
@@ -309,6 +334,9 @@ impl Flags {
                 Oidc::Embedded {
                     issuer_url: None,
                     callback_url: None,
+                    client_id: String::new(),
+                    client_secret: String::new(),
+                    signing_key_file: None,
                 }
             }
         }
@@ -345,6 +373,23 @@ impl Flags {
             }
         }
     }
+}
+
+/// The embedded issuer's client credentials when none are given: the same in every process, so
+/// replicas and restarts agree, and printed at start, so nobody mistakes them for secrets.
+pub const EMBEDDED_CLIENT_ID: &str = "kube-bind";
+pub const EMBEDDED_CLIENT_SECRET: &str = "kube-bind-embedded-development-secret";
+
+fn or_default(value: &str, default: &str) -> String {
+    if value.is_empty() { default } else { value }.to_owned()
+}
+
+/// A non-negative whole number.
+fn count(value: &str) -> Result<u32, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a whole number"))
 }
 
 fn provider(value: &str, slice: &str) -> Result<ProviderKind, String> {
