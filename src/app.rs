@@ -19,6 +19,7 @@ use crate::options::{MetricsEndpoint, Options, ProviderKind};
 use crate::provider::kcp::KcpProvider;
 use crate::provider::kubernetes::KubernetesProvider;
 use crate::provider::{Clusters, Endpoints, Provider, ProviderContext};
+use crate::provision::{ProvisionSettings, Provisioner};
 use crate::readiness::{Readiness, ReadinessCheck};
 use crate::runtime::leader::{self, Leadership, LeaseElection};
 use crate::runtime::{Caches, Manager};
@@ -42,6 +43,8 @@ pub enum StartError {
     Serve(#[from] ServeError),
     #[error("cannot set up the controllers: {0}; this is a bug, please report it")]
     Controllers(crate::runtime::caches::CacheError),
+    #[error("cannot set up login: {0}")]
+    Login(#[from] crate::auth::setup::SetupError),
 }
 
 /// A started backend.
@@ -128,7 +131,14 @@ pub async fn start(
     controllers::register_all(&mut manager, &ControllerOptions::from_options(&options))
         .map_err(StartError::Controllers)?;
     register_build_info(&mut registry);
+    let http_metrics = http::HttpMetrics::default();
+    http_metrics.register(&mut registry);
     let metrics = MetricsRegistry::new(registry);
+    let login = crate::auth::setup::build(&options, server.local_addr(), options.tls.is_some())?;
+    let provisioner = Provisioner::new(ProvisionSettings::from_options(
+        &options,
+        ProvisionSettings::provider_ca_of(&kube_config),
+    ));
 
     let provider: Box<dyn Provider> = match &options.provider {
         ProviderKind::Kubernetes => Box::new(KubernetesProvider::new(client.clone(), cluster_url)),
@@ -178,7 +188,14 @@ pub async fn start(
         clusters,
         readiness,
         options.tls.is_some(),
-    );
+    )
+    .with_metrics(http_metrics)
+    .with_login(http::Login {
+        auth: login.auth,
+        provisioner,
+        rate_limit: http::LoginRateLimit::new(options.auth_rate_limit),
+        embedded_issuer: login.embedded_issuer,
+    });
     let address = server.local_addr();
     tasks.spawn(server.serve(http::router(state, main_metrics), shutdown.child_token()));
     let metrics_address = metrics_server.as_ref().map(http::Server::local_addr);

@@ -5,6 +5,7 @@
 //! the same caches and never reconciles.
 
 pub mod app;
+pub mod auth;
 pub mod controllers;
 pub mod crypto;
 pub mod http;

@@ -6,17 +6,52 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kube_bind_apis::wire::{ErrorBody, ErrorCode};
 
-/// An error an API handler answers with.
+/// An error an API handler answers with: upstream's body, with the status its code implies
+/// unless a more precise one (413, 429, 503) was set.
 #[derive(Debug, Clone)]
-pub struct ApiError(pub ErrorBody);
+pub struct ApiError {
+    /// Boxed: handlers return `Result<_, ApiError>` everywhere, and the Ok path stays small.
+    pub body: Box<ErrorBody>,
+    status: Option<StatusCode>,
+}
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self(ErrorBody::new(code, message))
+        Self {
+            body: Box::new(ErrorBody::new(code, message)),
+            status: None,
+        }
     }
 
-    pub fn with_details(self, details: impl Into<String>) -> Self {
-        Self(self.0.with_details(details))
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.body.details = details.into();
+        self
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.body.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        })
+    }
+
+    /// 401 `AUTHENTICATION_FAILED` "Authentication required", as upstream's middleware.
+    pub fn unauthenticated(details: impl Into<String>) -> Self {
+        Self::new(ErrorCode::AuthenticationFailed, "Authentication required").with_details(details)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::AuthorizationFailed, message)
+    }
+
+    /// A dependency (Redis, the OIDC issuer) cannot answer right now: 503, retry later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::internal(message).with_status(StatusCode::SERVICE_UNAVAILABLE)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -58,8 +93,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.0)).into_response()
+        (self.status(), Json(*self.body)).into_response()
+    }
+}
+
+impl From<crate::auth::StoreError> for ApiError {
+    fn from(err: crate::auth::StoreError) -> Self {
+        Self::unavailable(err.to_string())
     }
 }

@@ -2,8 +2,13 @@
 //!
 //! Handlers read shared state (engaged clusters, caches); they never reconcile.
 
+mod authn;
+mod consumer;
 mod error;
+mod login;
+mod observe;
 mod params;
+mod rate_limit;
 mod routes;
 
 use std::net::SocketAddr;
@@ -13,9 +18,15 @@ use std::time::Duration;
 use axum_server::Handle;
 use tokio_util::sync::CancellationToken;
 
+pub use consumer::BIND_BODY_LIMIT;
 pub use error::ApiError;
+pub use observe::HttpMetrics;
 pub use params::QueryParams;
+pub use rate_limit::LoginRateLimit;
 pub use routes::{metrics_router, router};
+
+use crate::auth::Auth;
+use crate::provision::Provisioner;
 
 use crate::options::TlsFiles;
 use crate::provider::Clusters;
@@ -35,6 +46,17 @@ struct Shared {
     clusters: Clusters,
     readiness: Readiness,
     tls: bool,
+    login: Option<Login>,
+    metrics: HttpMetrics,
+}
+
+/// What the login and bind routes need; without it they answer 503.
+pub struct Login {
+    pub auth: Auth,
+    pub provisioner: Provisioner,
+    pub rate_limit: LoginRateLimit,
+    /// The embedded issuer's routes, served under `/oidc` (`--oidc-type embedded`).
+    pub embedded_issuer: Option<axum::Router>,
 }
 
 impl AppState {
@@ -50,8 +72,58 @@ impl AppState {
                 clusters,
                 readiness,
                 tls,
+                login: None,
+                metrics: HttpMetrics::default(),
             }),
         }
+    }
+
+    /// Serves the login and bind routes with `login`. Call before the state is shared.
+    pub fn with_login(mut self, login: Login) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.inner) {
+            shared.login = Some(login);
+        }
+        self
+    }
+
+    /// Counts requests into `metrics` (registered by the caller).
+    pub fn with_metrics(mut self, metrics: HttpMetrics) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.inner) {
+            shared.metrics = metrics;
+        }
+        self
+    }
+
+    fn login(&self) -> Result<&Login, ApiError> {
+        self.inner.login.as_ref().ok_or_else(|| {
+            ApiError::unavailable(
+                "login is not configured on this backend; start it with the --oidc-* flags",
+            )
+        })
+    }
+
+    pub(crate) fn auth(&self) -> Result<&Auth, ApiError> {
+        self.login().map(|l| &l.auth)
+    }
+
+    pub(crate) fn provisioner(&self) -> Result<&Provisioner, ApiError> {
+        self.login().map(|l| &l.provisioner)
+    }
+
+    pub(crate) fn metrics(&self) -> &HttpMetrics {
+        &self.inner.metrics
+    }
+
+    fn rate_limit(&self) -> LoginRateLimit {
+        self.inner
+            .login
+            .as_ref()
+            .map(|l| l.rate_limit.clone())
+            .unwrap_or_else(LoginRateLimit::disabled)
+    }
+
+    fn embedded_issuer(&self) -> Option<axum::Router> {
+        self.inner.login.as_ref()?.embedded_issuer.clone()
     }
 
     pub fn pretty_name(&self) -> &str {
@@ -148,7 +220,8 @@ impl Server {
             watcher.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
         });
         let address = self.address;
-        let service = router.into_make_service();
+        // Connection info gives the login rate limit its client address.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let result = match self.tls {
             None => {
                 axum_server::from_tcp(self.listener)

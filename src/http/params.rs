@@ -15,6 +15,11 @@ pub struct QueryParams {
 }
 
 impl QueryParams {
+    /// The parameters of a raw query string; malformed pairs are skipped, never a failure.
+    pub fn from_query(query: Option<&str>) -> Self {
+        parse_query(query)
+    }
+
     /// Re-encodes the parameters for the next hop of the login flow, as upstream's `WithParams`:
     /// `client_side_redirect_url` travels as `redirect_url`; the request's own `redirect_url` does not.
     pub fn forwarded_query(&self) -> String {
@@ -32,6 +37,16 @@ impl QueryParams {
         }
         query.finish()
     }
+}
+
+/// A query string into `T`: unknown keys ignored, malformed pairs skipped, the last of repeated
+/// keys wins; anything that still does not fit gives `T::default()`.
+pub fn parse_query<T: Default + serde::de::DeserializeOwned>(query: Option<&str>) -> T {
+    let pairs: serde_json::Map<String, serde_json::Value> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect();
+    serde_json::from_value(serde_json::Value::Object(pairs)).unwrap_or_default()
 }
 
 #[cfg(test)]

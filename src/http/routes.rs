@@ -4,32 +4,54 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{OriginalUri, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use kube_bind_apis::wire::{BindingProvider, bindable_resources};
 
-use super::AppState;
 use super::error::ApiError;
 use super::params::QueryParams;
+use super::{AppState, consumer, login, observe, rate_limit};
 use crate::metrics::MetricsRegistry;
 
 /// Builds the router over `state`; with `metrics`, `/metrics` is served too.
 pub fn router(state: AppState, metrics: Option<MetricsRegistry>) -> Router {
+    let rate_limit = state.rate_limit();
+    let login = Router::new()
+        .route("/authorize", get(login::authorize).post(login::authorize))
+        .route("/callback", get(login::callback))
+        .route_layer(from_fn_with_state(rate_limit.clone(), rate_limit::enforce));
     let api = Router::new()
         .route("/healthz", get(healthz))
         .route("/exports", get(exports))
         .route("/bindable-resources", get(bindable))
-        .fallback(api_not_found);
-    let router = Router::new()
+        .route("/logout", post(login::logout))
+        .route("/ping", get(consumer::ping))
+        .route("/templates", get(consumer::templates))
+        .route("/collections", get(consumer::collections))
+        .route("/bind", post(consumer::bind))
+        .merge(login)
+        .fallback(api_not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/exports", get(exports_redirect))
         .nest("/api", api)
-        .with_state(state);
-    match metrics {
+        .method_not_allowed_fallback(method_not_allowed);
+    if let Some(issuer) = state.embedded_issuer() {
+        router = router.nest_service(
+            "/oidc",
+            issuer.layer(from_fn_with_state(rate_limit, rate_limit::enforce)),
+        );
+    }
+    let http_metrics = state.metrics().clone();
+    let router = router.with_state(state);
+    let router = match metrics {
         Some(metrics) => router.merge(metrics_router(metrics)),
         None => router,
-    }
+    };
+    router.layer(from_fn_with_state(http_metrics, observe::track))
 }
 
 /// A router serving only `/metrics` (for `--metrics-bind-address`).
@@ -40,7 +62,7 @@ pub fn metrics_router(metrics: MetricsRegistry) -> Router {
 }
 
 /// Upstream's "never cache this" headers.
-fn no_cache(mut response: Response) -> Response {
+pub(super) fn no_cache(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::EXPIRES,
@@ -130,6 +152,11 @@ async fn serve_metrics(State(metrics): State<MetricsRegistry>) -> Response {
             .into_response(),
         Err(_) => ApiError::internal("encoding metrics failed").into_response(),
     }
+}
+
+async fn method_not_allowed(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::bad_request(format!("{method} is not allowed on {}", uri.path()))
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
