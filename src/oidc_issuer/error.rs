@@ -83,6 +83,8 @@ pub(super) enum TokenErrorCode {
     InvalidClient,
     InvalidGrant,
     UnsupportedGrantType,
+    /// Not in RFC 6749 §5.2, but what OAuth servers commonly answer for their own failures.
+    ServerError,
 }
 
 impl TokenErrorCode {
@@ -92,6 +94,7 @@ impl TokenErrorCode {
             Self::InvalidClient => "invalid_client",
             Self::InvalidGrant => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::ServerError => "server_error",
         }
     }
 }
@@ -136,6 +139,8 @@ impl IntoResponse for TokenError {
                 Json(body),
             )
                 .into_response()
+        } else if self.code == TokenErrorCode::ServerError {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
         } else {
             (StatusCode::BAD_REQUEST, Json(body)).into_response()
         };

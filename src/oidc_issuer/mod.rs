@@ -166,4 +166,6 @@ fn granted_scopes(requested: &str) -> Vec<&'static str> {
 }
 
 #[cfg(test)]
+mod interop_tests;
+#[cfg(test)]
 mod tests;

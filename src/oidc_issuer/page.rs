@@ -43,7 +43,7 @@ pub(super) fn login(status: StatusCode, form: &LoginForm<'_>) -> Response {
 <input id="password" name="password" type="password" autocomplete="current-password">
 <button type="submit">Sign in</button>
 </form>
-<p class="note">This is kube-bind's development identity provider: any username is accepted and becomes your identity. Do not use it in production.</p>
+<p class="note">This is kube-bind's development identity provider: the username you enter becomes your identity and no password is checked. Do not use it in production.</p>
 </main>"#,
         client = escape(form.client_id),
         returns_to = escape(form.returns_to),

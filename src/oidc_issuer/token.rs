@@ -182,7 +182,7 @@ fn issue_tokens(
     };
     let id_token = issuer.key.sign(&claims).map_err(|err| {
         tracing::error!(error = %err, "embedded OIDC issuer: cannot sign an ID token");
-        TokenError::invalid_request("the ID token cannot be signed")
+        TokenError::new(TokenErrorCode::ServerError, "the ID token cannot be signed")
     })?;
     Ok(TokenResponse {
         access_token,
