@@ -142,9 +142,15 @@ backend_args() {
   if [[ $mode == plain ]]; then
     BACKEND_ARGS=(--kubeconfig "$PLAIN_CP/lc1/kubeconfig")
   else
+    # Consumer kubeconfigs point at kcp's front (the front-proxy when sharded), never at the
+    # virtual workspace's host, which on a sharded kcp is one shard.
+    local front
+    front=$(kubectl --kubeconfig "$KCP_DIR/admin.kubeconfig" config view \
+      -o jsonpath='{.clusters[?(@.name=="base")].cluster.server}')
+    [[ -n $front ]] || die "no kcp front URL in $KCP_DIR/admin.kubeconfig"
     BACKEND_ARGS=(--kubeconfig "$KCP_DIR/backend.kubeconfig" --multicluster-runtime-provider kcp
       --apiexport-endpointslice-name kube-bind.io --schema-source apiresourceschemas
-      --namespace-prefix kube-bind-)
+      --namespace-prefix kube-bind- --external-address "$front" --external-ca-file "$KCP_DIR/ca.crt")
   fi
   # --leader-elect as a replicated deployment runs it (a Lease in the backend's own workspace).
   BACKEND_ARGS+=(--oidc-type embedded --consumer-scope namespaced --listen-address "127.0.0.1:$port"

@@ -99,7 +99,18 @@ impl Drop for Backend {
 /// Starts a login the way the CLI does: `/api/exports`, then its `authenticatedURL` with the
 /// CLI's parameters. Returns the backend's answer (a redirect into the issuer).
 pub async fn start_cli_login(browser: &Browser, backend: &str) -> anyhow::Result<Page> {
-    let exports = browser.get(&format!("{backend}/api/exports")).await?;
+    start_cli_login_to(browser, backend, "").await
+}
+
+/// [`start_cli_login`] for the logical cluster `cluster_id` (`kubectl bind login --cluster`).
+pub async fn start_cli_login_to(
+    browser: &Browser,
+    backend: &str,
+    cluster_id: &str,
+) -> anyhow::Result<Page> {
+    let exports = browser
+        .get(&format!("{backend}/api/exports?cluster_id={cluster_id}"))
+        .await?;
     anyhow::ensure!(exports.status == 200, "GET /api/exports: {}", exports.body);
     let provider: Value = serde_json::from_str(&exports.body)?;
     let authenticated = provider["authenticationMethods"][0]["oauth2CodeGrant"]["authenticatedURL"]
@@ -110,6 +121,9 @@ pub async fn start_cli_login(browser: &Browser, backend: &str) -> anyhow::Result
         .append_pair("redirect_url", CLI_CALLBACK)
         .append_pair("session_id", "cli-session")
         .append_pair("client_type", "cli");
+    if !cluster_id.is_empty() && !url.query_pairs().any(|(k, _)| k == "cluster_id") {
+        url.query_pairs_mut().append_pair("cluster_id", cluster_id);
+    }
     Ok(browser.get(url.as_str()).await?)
 }
 
@@ -138,7 +152,17 @@ pub async fn embedded_issuer_login(
 
 /// The whole CLI login of `user`: the bearer token handed to the CLI's callback.
 pub async fn cli_login(browser: &Browser, backend: &str, user: &str) -> anyhow::Result<String> {
-    let start = start_cli_login(browser, backend).await?;
+    cli_login_to(browser, backend, user, "").await
+}
+
+/// [`cli_login`] for the logical cluster `cluster_id`.
+pub async fn cli_login_to(
+    browser: &Browser,
+    backend: &str,
+    user: &str,
+    cluster_id: &str,
+) -> anyhow::Result<String> {
+    let start = start_cli_login_to(browser, backend, cluster_id).await?;
     let end = embedded_issuer_login(browser, start, user, is_cli_callback).await?;
     token_of(&end)
 }
