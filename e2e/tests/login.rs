@@ -2,9 +2,11 @@
 //! with the embedded issuer, Redis and an external certified IdP (npm oidc-provider), driven the
 //! way upstream's CLI and UI drive them.
 
+mod controller_support;
 mod login_support;
 
 use base64::Engine as _;
+use controller_support::given_a_provider_cluster;
 use kube::Api;
 use kube::api::ListParams;
 use kube_bind_e2e::harness::idp::ExternalIdp;
@@ -41,15 +43,19 @@ async fn given_a_template(
 async fn a_cli_login_binds_and_its_kubeconfig_creates_the_request() -> anyhow::Result<()> {
     let (env, plain) = given_a_provider_cluster().await?;
     given_a_template(plain, "widgets").await?;
-    let backend = Backend::start(plain, &[]).await?;
+    let backend = start_backend(plain, &[]).await?;
     let browser = Browser::new()?;
     let user = env.unique("alice");
-    let token = cli_login(&browser, &backend.url, &user).await?;
+    let token = cli_login(&browser, &backend.url(), &user).await?;
 
-    let ping = get_with_token(&browser, &format!("{}/api/ping", backend.url), &token).await?;
+    let ping = get_with_token(&browser, &format!("{}/api/ping", backend.url()), &token).await?;
     assert_eq!((ping.status, ping.body.as_str()), (200, "pong"));
-    let templates =
-        get_with_token(&browser, &format!("{}/api/templates", backend.url), &token).await?;
+    let templates = get_with_token(
+        &browser,
+        &format!("{}/api/templates", backend.url()),
+        &token,
+    )
+    .await?;
     assert_eq!(templates.status, 200, "{}", templates.body);
     let list: Value = serde_json::from_str(&templates.body)?;
     assert!(
@@ -60,7 +66,7 @@ async fn a_cli_login_binds_and_its_kubeconfig_creates_the_request() -> anyhow::R
     );
     let collections = get_with_token(
         &browser,
-        &format!("{}/api/collections", backend.url),
+        &format!("{}/api/collections", backend.url()),
         &token,
     )
     .await?;
@@ -68,7 +74,7 @@ async fn a_cli_login_binds_and_its_kubeconfig_creates_the_request() -> anyhow::R
 
     let bind = |name: &'static str| {
         let browser = browser.clone();
-        let url = format!("{}/api/bind", backend.url);
+        let url = format!("{}/api/bind", backend.url());
         let token = token.clone();
         async move {
             browser
@@ -97,8 +103,6 @@ async fn a_cli_login_binds_and_its_kubeconfig_creates_the_request() -> anyhow::R
         request["spec"]["permissionClaims"][0]["resource"],
         "configmaps"
     );
-    let kubeconfig = base64::engine::general_purpose::STANDARD
-        .decode(response["kubeconfig"].as_str().unwrap_or_default())?;
 
     // The namespace is the user's, found by upstream's identity annotation.
     let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(plain.client().await?)
@@ -122,37 +126,16 @@ async fn a_cli_login_binds_and_its_kubeconfig_creates_the_request() -> anyhow::R
     let second: Value = serde_json::from_str(&bind("widgets").await?.body)?;
     assert_eq!(second["kubeconfig"], response["kubeconfig"]);
 
-    // The consumer creates the request with the kubeconfig, as upstream's CLI does.
+    // The consumer creates the request with the kubeconfig, as upstream's CLI does; the
+    // kubeconfig opens nothing else.
+    let path = consumer_creates_the_request(&user, &response, Some(&namespace))?;
     let logs = paths::log_dir();
-    let path = logs.join(format!("{user}.kubeconfig"));
-    std::fs::write(&path, &kubeconfig)?;
-    let can = kubectl(
-        &path,
-        &[
-            "auth",
-            "can-i",
-            "create",
-            "apiserviceexportrequests.kube-bind.io",
-            "-n",
-            &namespace,
-        ],
-        &logs,
-    )?;
-    assert_eq!(can.stdout.trim(), "yes", "{}", can.stderr);
     let cannot = kubectl(
         &path,
         &["auth", "can-i", "get", "secrets", "-n", "kube-system"],
         &logs,
     )?;
     assert_eq!(cannot.stdout.trim(), "no", "{}", cannot.stderr);
-    let manifest = logs.join(format!("{user}-request.json"));
-    std::fs::write(&manifest, serde_json::to_vec(request)?)?;
-    let created = kubectl(
-        &path,
-        &["create", "-f", &manifest.display().to_string()],
-        &logs,
-    )?;
-    assert!(created.success, "{}", created.stderr);
 
     backend.stop().await
 }
@@ -160,22 +143,18 @@ async fn a_cli_login_binds_and_its_kubeconfig_creates_the_request() -> anyhow::R
 #[tokio::test]
 async fn cookie_sessions_and_bearer_tokens_survive_a_restart() -> anyhow::Result<()> {
     let (env, plain) = given_a_provider_cluster().await?;
-    let flags = vec![
-        "--session-store=cookie".to_owned(),
-        format!("--cookie-signing-key={COOKIE_SIGNING_KEY}"),
-        format!("--cookie-encryption-key={COOKIE_ENCRYPTION_KEY}"),
-        format!("--jwt-signing-key-file={}", test_signing_key().display()),
-    ];
-    let backend = Backend::start(plain, &flags).await?;
+    let mut flags = fixed_keys();
+    flags.push("--session-store=cookie".to_owned());
+    let backend = start_backend(plain, &flags).await?;
     let port = backend.port();
     let browser = Browser::new()?;
-    let token = cli_login(&browser, &backend.url, &env.unique("carol")).await?;
+    let token = cli_login(&browser, &backend.url(), &env.unique("carol")).await?;
 
     // The UI's login ends with the session cookie and a hop to the UI page.
     let ui_start = browser
         .get(&format!(
             "{}/api/authorize?redirect_url=/&session_id=ui-1&client_type=ui&client_side_redirect_url={}",
-            backend.url,
+            backend.url(),
             urlencode(CLI_CALLBACK)
         ))
         .await?;
@@ -193,28 +172,25 @@ async fn cookie_sessions_and_bearer_tokens_survive_a_restart() -> anyhow::Result
     );
     assert!(
         browser
-            .cookie_names(&backend.url)
+            .cookie_names(&backend.url())
             .contains(&"kube-bind".to_owned())
     );
-    let ping = browser.get(&format!("{}/api/ping", backend.url)).await?;
+    let ping = browser.get(&format!("{}/api/ping", backend.url())).await?;
     assert_eq!(ping.status, 200, "the cookie logs the UI in: {}", ping.body);
 
     // Same keys, same port: both credentials still work after a restart.
-    backend.stop().await?;
-    let mut restarted = flags.clone();
-    restarted.push(format!("--listen-address=127.0.0.1:{port}"));
-    let backend = Backend::start(plain, &restarted).await?;
-    let ping = browser.get(&format!("{}/api/ping", backend.url)).await?;
+    let backend = restart_backend(backend, plain, &flags).await?;
+    let ping = browser.get(&format!("{}/api/ping", backend.url())).await?;
     assert_eq!(ping.status, 200, "cookie after restart: {}", ping.body);
-    let ping = get_with_token(&browser, &format!("{}/api/ping", backend.url), &token).await?;
+    let ping = get_with_token(&browser, &format!("{}/api/ping", backend.url()), &token).await?;
     assert_eq!(ping.status, 200, "token after restart: {}", ping.body);
 
     // Logout clears the cookie; under the cookie store the token lives until its exp.
     let out = browser
-        .post_json(&format!("{}/api/logout", backend.url), &json!({}), &[])
+        .post_json(&format!("{}/api/logout", backend.url()), &json!({}), &[])
         .await?;
     assert_eq!((out.status, out.body.as_str()), (200, "logged out"));
-    let ping = browser.get(&format!("{}/api/ping", backend.url)).await?;
+    let ping = browser.get(&format!("{}/api/ping", backend.url())).await?;
     assert_eq!(
         (ping.status, error_code(&ping).as_str()),
         (401, "AUTHENTICATION_FAILED")
@@ -227,27 +203,21 @@ async fn redis_sessions_survive_a_restart_and_redis_down_is_a_503_that_recovers(
 -> anyhow::Result<()> {
     let (env, plain) = given_a_provider_cluster().await?;
     let mut redis = RedisServer::start().await?;
-    let flags = vec![
+    let mut flags = fixed_keys();
+    flags.extend([
         "--session-store=redis".to_owned(),
         format!("--redis-url={}", redis.url()),
-        format!("--cookie-signing-key={COOKIE_SIGNING_KEY}"),
-        format!("--cookie-encryption-key={COOKIE_ENCRYPTION_KEY}"),
-        format!("--jwt-signing-key-file={}", test_signing_key().display()),
-    ];
-    let backend = Backend::start(plain, &flags).await?;
-    let port = backend.port();
+    ]);
+    let backend = start_backend(plain, &flags).await?;
     let browser = Browser::new()?;
-    let token = cli_login(&browser, &backend.url, &env.unique("erin")).await?;
-    let ping_url = format!("{}/api/ping", backend.url);
+    let token = cli_login(&browser, &backend.url(), &env.unique("erin")).await?;
+    let ping_url = format!("{}/api/ping", backend.url());
     assert_eq!(
         get_with_token(&browser, &ping_url, &token).await?.status,
         200
     );
 
-    backend.stop().await?;
-    let mut restarted = flags.clone();
-    restarted.push(format!("--listen-address=127.0.0.1:{port}"));
-    let backend = Backend::start(plain, &restarted).await?;
+    let backend = restart_backend(backend, plain, &flags).await?;
     assert_eq!(
         get_with_token(&browser, &ping_url, &token).await?.status,
         200,
@@ -259,7 +229,9 @@ async fn redis_sessions_survive_a_restart_and_redis_down_is_a_503_that_recovers(
     assert_eq!(down.status, 503, "{}", down.body);
     assert_eq!(error_code(&down), "INTERNAL_ERROR");
     assert!(down.body.contains("Redis"), "{}", down.body);
-    let healthz = browser.get(&format!("{}/api/healthz", backend.url)).await?;
+    let healthz = browser
+        .get(&format!("{}/api/healthz", backend.url()))
+        .await?;
     assert_eq!(healthz.status, 200, "still serving");
     redis.resume()?;
     assert_eq!(
@@ -271,7 +243,7 @@ async fn redis_sessions_survive_a_restart_and_redis_down_is_a_503_that_recovers(
     // Logout ends the stored session: the token stops working at once.
     let out = browser
         .post_json(
-            &format!("{}/api/logout", backend.url),
+            &format!("{}/api/logout", backend.url()),
             &json!({}),
             &[("authorization", &format!("Bearer {token}"))],
         )
@@ -296,7 +268,7 @@ async fn an_external_certified_idp_logs_the_cli_in() -> anyhow::Result<()> {
         std::slice::from_ref(&callback),
     )
     .await?;
-    let backend = Backend::start(
+    let backend = start_backend(
         plain,
         &[
             "--oidc-type=external".to_owned(),
@@ -309,7 +281,7 @@ async fn an_external_certified_idp_logs_the_cli_in() -> anyhow::Result<()> {
     )
     .await?;
     let browser = Browser::new()?;
-    let start = start_cli_login(&browser, &backend.url).await?;
+    let start = start_cli_login(&browser, &backend.url()).await?;
     let user = env.unique("frank");
     let end = idp
         .log_in(&browser, start, &user, |u| u.path() == "/api/callback")
@@ -320,7 +292,7 @@ async fn an_external_certified_idp_logs_the_cli_in() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no callback"))?;
     let done = browser.get(callback_url.as_str()).await?;
     let token = token_of(&done)?;
-    let ping = get_with_token(&browser, &format!("{}/api/ping", backend.url), &token).await?;
+    let ping = get_with_token(&browser, &format!("{}/api/ping", backend.url()), &token).await?;
     assert_eq!(ping.status, 200, "{}", ping.body);
     backend.stop().await?;
     idp.stop().await;
@@ -332,8 +304,8 @@ async fn bad_inputs_get_their_documented_status_and_the_server_keeps_serving() -
 {
     let (env, plain) = given_a_provider_cluster().await?;
     given_a_template(plain, "widgets").await?;
-    let backend = Backend::start(plain, &[]).await?;
-    let url = |path: &str| format!("{}{path}", backend.url);
+    let backend = start_backend(plain, &[]).await?;
+    let url = |path: &str| format!("{}{path}", backend.url());
     let browser = Browser::new()?;
 
     // A foreign redirect target is refused before anything else.
@@ -370,7 +342,7 @@ async fn bad_inputs_get_their_documented_status_and_the_server_keeps_serving() -
     );
     let no_code = browser.get(&url("/api/callback")).await?;
     assert_eq!(no_code.status, 400);
-    let start = start_cli_login(&browser, &backend.url).await?;
+    let start = start_cli_login(&browser, &backend.url()).await?;
     let end = embedded_issuer_login(&browser, start, &env.unique("mallory"), |u| {
         u.path() == "/api/callback"
     })
@@ -483,7 +455,7 @@ async fn bad_inputs_get_their_documented_status_and_the_server_keeps_serving() -
 #[tokio::test]
 async fn login_routes_are_rate_limited_per_client() -> anyhow::Result<()> {
     let (_, plain) = given_a_provider_cluster().await?;
-    let backend = Backend::start(
+    let backend = start_backend(
         plain,
         &[
             "--auth-rate-limit=1".to_owned(),
@@ -496,7 +468,7 @@ async fn login_routes_are_rate_limited_per_client() -> anyhow::Result<()> {
     for _ in 0..6 {
         statuses.push(
             browser
-                .get(&format!("{}/api/authorize?session_id=s", backend.url))
+                .get(&format!("{}/api/authorize?session_id=s", backend.url()))
                 .await?,
         );
     }
@@ -517,7 +489,7 @@ async fn login_routes_are_rate_limited_per_client() -> anyhow::Result<()> {
     // Other routes are not limited.
     assert_eq!(
         browser
-            .get(&format!("{}/api/healthz", backend.url))
+            .get(&format!("{}/api/healthz", backend.url()))
             .await?
             .status,
         200

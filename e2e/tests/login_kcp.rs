@@ -2,12 +2,12 @@
 //! through the APIExport virtual workspace, and the kubeconfig it gets targets that workspace
 //! (`<kcp>/clusters/<id>`) and works there; a token for one workspace is refused in another.
 
+mod controller_support;
 mod login_support;
 
 use base64::Engine as _;
-use kube_bind_e2e::harness::kubectl::kubectl;
 use kube_bind_e2e::harness::topology::{KubeBindTopology, setup_kube_bind};
-use kube_bind_e2e::harness::{Browser, Env, EnvSpec, apply, paths};
+use kube_bind_e2e::harness::{Browser, Env, EnvSpec, apply};
 use login_support::*;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -41,7 +41,7 @@ async fn a_cli_login_for_one_workspace_binds_there_and_only_there() -> anyhow::R
         }),
     )
     .await?;
-    let backend = Backend::start(
+    let backend = start_backend(
         &topology.home,
         &[
             "--multicluster-runtime-provider=kcp".to_owned(),
@@ -60,7 +60,7 @@ async fn a_cli_login_for_one_workspace_binds_there_and_only_there() -> anyhow::R
             env.patience(),
             || async {
                 match browser
-                    .get(&format!("{}/api/exports?cluster_id={id}", backend.url))
+                    .get(&format!("{}/api/exports?cluster_id={id}", backend.url()))
                     .await
                 {
                     Ok(page) if page.status == 200 => kube_bind_e2e::harness::Check::Done(()),
@@ -71,12 +71,12 @@ async fn a_cli_login_for_one_workspace_binds_there_and_only_there() -> anyhow::R
         )
         .await?;
     }
-    let token = cli_login_to(&browser, &backend.url, &user, &a.id).await?;
+    let token = cli_login_to(&browser, &backend.url(), &user, &a.id).await?;
     let auth = format!("Bearer {token}");
 
     let templates = browser
         .get_with(
-            &format!("{}/api/templates?cluster_id={}", backend.url, a.id),
+            &format!("{}/api/templates?cluster_id={}", backend.url(), a.id),
             &[("authorization", &auth)],
         )
         .await?;
@@ -86,7 +86,7 @@ async fn a_cli_login_for_one_workspace_binds_there_and_only_there() -> anyhow::R
     // The token is for workspace a: b refuses it.
     let elsewhere = browser
         .get_with(
-            &format!("{}/api/ping?cluster_id={}", backend.url, b.id),
+            &format!("{}/api/ping?cluster_id={}", backend.url(), b.id),
             &[("authorization", &auth)],
         )
         .await?;
@@ -97,7 +97,7 @@ async fn a_cli_login_for_one_workspace_binds_there_and_only_there() -> anyhow::R
 
     let bound = browser
         .post_json(
-            &format!("{}/api/bind?cluster_id={}", backend.url, a.id),
+            &format!("{}/api/bind?cluster_id={}", backend.url(), a.id),
             &json!({"metadata": {"name": "widgets"}, "templateRef": {"name": "widgets"}}),
             &[("authorization", &auth)],
         )
@@ -113,27 +113,6 @@ async fn a_cli_login_for_one_workspace_binds_there_and_only_there() -> anyhow::R
         "never the virtual workspace: {text}"
     );
 
-    let logs = paths::log_dir();
-    let path = logs.join(format!("{user}.kubeconfig"));
-    std::fs::write(&path, &kubeconfig)?;
-    let can = kubectl(
-        &path,
-        &[
-            "auth",
-            "can-i",
-            "create",
-            "apiserviceexportrequests.kube-bind.io",
-        ],
-        &logs,
-    )?;
-    assert_eq!(can.stdout.trim(), "yes", "{}", can.stderr);
-    let manifest = logs.join(format!("{user}-request.json"));
-    std::fs::write(&manifest, serde_json::to_vec(&response["requests"][0])?)?;
-    let created = kubectl(
-        &path,
-        &["create", "-f", &manifest.display().to_string()],
-        &logs,
-    )?;
-    assert!(created.success, "{}", created.stderr);
+    consumer_creates_the_request(&user, &response, None)?;
     backend.stop().await
 }

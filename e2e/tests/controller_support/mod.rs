@@ -57,14 +57,19 @@ impl Backend {
         .await
     }
 
-    async fn start_with(flags: impl IntoIterator<Item = String>) -> anyhow::Result<Self> {
-        let args = ["kube-bind-backend".to_owned()]
-            .into_iter()
-            .chain(flags)
-            .chain([
-                "--oidc-type=embedded".to_owned(),
-                "--listen-address=127.0.0.1:0".to_owned(),
-            ]);
+    /// The real backend with `flags`; unless they say otherwise, with the embedded issuer on a
+    /// free loopback port.
+    pub async fn start_with(flags: impl IntoIterator<Item = String>) -> anyhow::Result<Self> {
+        let mut args = vec!["kube-bind-backend".to_owned()];
+        args.extend(flags);
+        for (flag, default) in [
+            ("--oidc-type", "--oidc-type=embedded"),
+            ("--listen-address", "--listen-address=127.0.0.1:0"),
+        ] {
+            if !args.iter().any(|a| a.starts_with(flag)) {
+                args.push(default.to_owned());
+            }
+        }
         let options = Options::from_args(args)?;
         let shutdown = CancellationToken::new();
         let running = app::start(options, shutdown.clone()).await?;
@@ -72,6 +77,18 @@ impl Backend {
             running: Some(running),
             shutdown,
         })
+    }
+
+    /// `http://127.0.0.1:<port>` of its HTTP API.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.running
+            .as_ref()
+            .map(|r| r.local_addr().port())
+            .unwrap_or_default()
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {

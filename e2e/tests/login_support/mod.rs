@@ -1,36 +1,20 @@
-//! What the login tests share: the real backend in-process on the plain cluster with its real
-//! HTTP listener, and the two ways consumers log in (the CLI's and the UI's), driven through a
+//! What the login tests share: the real backend (from `controller_support`) with its HTTP
+//! listener, and the two ways consumers log in (the CLI's and the UI's), driven through a
 //! browser that shows every hop.
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
-use kube_bind_backend::app::{self, RunningBackend};
-use kube_bind_backend::options::Options;
-use kube_bind_e2e::harness::{Browser, Env, EnvSpec, Page, Workspace, apply, paths};
+use kube_bind_e2e::harness::kubectl::kubectl;
+use kube_bind_e2e::harness::{Browser, Page, Workspace, paths};
 use serde_json::Value;
-use tokio::sync::OnceCell;
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
-static SPEC: EnvSpec = EnvSpec::plain(&["plain"]);
-static CRDS: OnceCell<()> = OnceCell::const_new();
+pub use crate::controller_support::Backend;
 
 /// Where the CLI's loopback callback would listen; nothing needs to, the browser stops before it.
 pub const CLI_CALLBACK: &str = "http://127.0.0.1:1/callback";
-
-/// The plain cluster with the kube-bind CRDs installed.
-pub async fn given_a_provider_cluster() -> anyhow::Result<(&'static Env, &'static Workspace)> {
-    let env = Env::shared(&SPEC)?;
-    let plain = env.workspace("plain")?;
-    CRDS.get_or_try_init(|| async {
-        apply::install_kube_bind_crds(&plain.client().await?, env.patience()).await?;
-        anyhow::Ok(())
-    })
-    .await?;
-    Ok((env, plain))
-}
 
 /// An RSA key for tests that restart the backend and expect tokens to stay valid.
 pub fn test_signing_key() -> PathBuf {
@@ -41,59 +25,79 @@ pub fn test_signing_key() -> PathBuf {
 pub const COOKIE_SIGNING_KEY: &str = "c2lnbmluZy1rZXktZm9yLXRlc3RzLW9ubHktMzJieXQ=";
 pub const COOKIE_ENCRYPTION_KEY: &str = "ZW5jcnlwdGlvbi1rZXktZm9yLXRlc3RzLW9ubHktMzI=";
 
-/// A backend listening on 127.0.0.1 (port from `--listen-address`, default a free one).
-pub struct Backend {
-    running: Option<RunningBackend>,
-    shutdown: CancellationToken,
-    pub url: String,
-}
-
-impl Backend {
-    /// The real backend on `plain` with the embedded issuer and `extra` flags.
-    pub async fn start(plain: &Workspace, extra: &[String]) -> anyhow::Result<Self> {
-        let mut args = vec![
-            "kube-bind-backend".to_owned(),
+/// The real backend on `plain` (kubernetes provider) with `extra` flags.
+pub async fn start_backend(plain: &Workspace, extra: &[String]) -> anyhow::Result<Backend> {
+    Backend::start_with(
+        [
             "--kubeconfig".to_owned(),
             plain.kubeconfig.display().to_string(),
-        ];
-        if !extra.iter().any(|a| a.starts_with("--oidc-type")) {
-            args.push("--oidc-type=embedded".to_owned());
-        }
-        if !extra.iter().any(|a| a.starts_with("--listen-address")) {
-            args.push("--listen-address=127.0.0.1:0".to_owned());
-        }
-        args.extend(extra.iter().cloned());
-        let options = Options::from_args(args)?;
-        let shutdown = CancellationToken::new();
-        let running = app::start(options, shutdown.clone()).await?;
-        let url = format!("http://{}", running.local_addr());
-        Ok(Self {
-            running: Some(running),
-            shutdown,
-            url,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.running
-            .as_ref()
-            .map(|r| r.local_addr().port())
-            .unwrap_or_default()
-    }
-
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        if let Some(running) = self.running.take() {
-            running.wait().await?;
-        }
-        Ok(())
-    }
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned()),
+    )
+    .await
 }
 
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+/// Stops `backend` and starts it again on the same port with the same `extra` flags.
+pub async fn restart_backend(
+    backend: Backend,
+    plain: &Workspace,
+    extra: &[String],
+) -> anyhow::Result<Backend> {
+    let port = backend.port();
+    backend.stop().await?;
+    let mut flags = extra.to_vec();
+    flags.push(format!("--listen-address=127.0.0.1:{port}"));
+    start_backend(plain, &flags).await
+}
+
+/// Key material fixed across restarts: cookie keys and the bearer-token key.
+pub fn fixed_keys() -> Vec<String> {
+    vec![
+        format!("--cookie-signing-key={COOKIE_SIGNING_KEY}"),
+        format!("--cookie-encryption-key={COOKIE_ENCRYPTION_KEY}"),
+        format!("--jwt-signing-key-file={}", test_signing_key().display()),
+    ]
+}
+
+/// What the consumer does with a bind response, as upstream's CLI: writes the kubeconfig, checks
+/// it may create export requests (in `namespace`, or its context's), and creates the first one.
+pub fn consumer_creates_the_request(
+    name: &str,
+    response: &Value,
+    namespace: Option<&str>,
+) -> anyhow::Result<std::path::PathBuf> {
+    use base64::Engine as _;
+    let kubeconfig = base64::engine::general_purpose::STANDARD
+        .decode(response["kubeconfig"].as_str().unwrap_or_default())?;
+    let logs = paths::log_dir();
+    let path = logs.join(format!("{name}.kubeconfig"));
+    std::fs::write(&path, &kubeconfig)?;
+    let mut can_i = vec![
+        "auth",
+        "can-i",
+        "create",
+        "apiserviceexportrequests.kube-bind.io",
+    ];
+    if let Some(namespace) = namespace {
+        can_i.extend(["-n", namespace]);
     }
+    let can = kubectl(&path, &can_i, &logs)?;
+    anyhow::ensure!(
+        can.stdout.trim() == "yes",
+        "can-i create requests: {} {}",
+        can.stdout,
+        can.stderr
+    );
+    let manifest = logs.join(format!("{name}-request.json"));
+    std::fs::write(&manifest, serde_json::to_vec(&response["requests"][0])?)?;
+    let created = kubectl(
+        &path,
+        &["create", "-f", &manifest.display().to_string()],
+        &logs,
+    )?;
+    anyhow::ensure!(created.success, "creating the request: {}", created.stderr);
+    Ok(path)
 }
 
 /// Starts a login the way the CLI does: `/api/exports`, then its `authenticatedURL` with the
