@@ -70,9 +70,46 @@ cargo test -p kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
 
 step "quickstart smoke test (hack/quickstart.sh --kcp --detach, kubectl checks, down)"
 command -v curl >/dev/null || apt_install curl
+command -v jq >/dev/null || apt_install jq
 # In a dir of its own, so a quickstart the developer runs in .local is left alone. The dev
 # profile reuses the binaries the e2e tests just built; a fresh release build would add 5-7
 # minutes on 2 cores (QUICKSTART_PROFILE=release tests exactly what the README runs).
+# The consumer's path through the quickstart's backend, as upstream's CLI walks it: log in for
+# provider workspace $1 through the embedded issuer's form, bind template `cowboys`, create the
+# export request with the returned kubeconfig (it targets kcp's front, /clusters/$1) and wait
+# until the controllers mark it Succeeded.
+login_and_bind() {
+  local id=$1 jar page pending location token response kubeconfig phase i
+  jar=$(mktemp)
+  location=$(curl -fsS -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" \
+    "$BACKEND_URL/api/authorize?redirect_url=http://127.0.0.1:1/cb&session_id=smoke&client_type=cli&cluster_id=$id")
+  page=$(curl -fsS -c "$jar" -b "$jar" "$location")
+  pending=$(grep -o 'name="pending" value="[^"]*"' <<<"$page" | sed 's/.*value="//; s/"$//')
+  [[ -n $pending ]] || fail "the embedded issuer's login page has no pending request"
+  location=$(curl -fsS -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" \
+    --data-urlencode "pending=$pending" --data-urlencode "username=smoke-user" "$BACKEND_URL/oidc/authorize")
+  [[ $location == "$BACKEND_URL/api/callback?"* ]] || fail "the issuer did not send the browser to /api/callback: $location"
+  location=$(curl -fsS -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" "$location")
+  rm -f "$jar"
+  token=$(sed -n 's/.*[?&]access_token=\([^&]*\).*/\1/p' <<<"$location")
+  [[ -n $token ]] || fail "the login did not end at the CLI callback with a token: ${location%%\?*}"
+  response=$(curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    --data '{"metadata":{"name":"cowboys"},"templateRef":{"name":"cowboys"}}' "$BACKEND_URL/api/bind?cluster_id=$id")
+  kubeconfig=$dir/smoke-consumer.kubeconfig
+  jq -r .kubeconfig <<<"$response" | base64 -d >"$kubeconfig"
+  grep -q "server: .*/clusters/$id\$" "$kubeconfig" || fail "the kubeconfig does not target workspace $id"
+  jq '.requests[0]' <<<"$response" | kubectl --kubeconfig "$kubeconfig" create -f - >/dev/null
+  for ((i = 0; i < 60; i++)); do
+    phase=$(kubectl --kubeconfig "$kubeconfig" get apiserviceexportrequest cowboys -o jsonpath='{.status.phase}')
+    [[ $phase == Succeeded ]] && break
+    sleep 1
+  done
+  [[ $phase == Succeeded ]] || fail "the export request made with the bind kubeconfig is ${phase:-without a phase} after 60 s"
+  [[ $(kubectl --kubeconfig "$kubeconfig" auth can-i get secrets -n kube-system) == no* ]] ||
+    fail "the consumer kubeconfig may read kube-system's secrets"
+  echo "login, bind and export request through the quickstart's backend: ok (workspace $id)"
+}
+
 quickstart_smoke() (
   local dir=$PWD/target/quickstart-smoke t0=$SECONDS url lines ns pid id i cmdline
   local -a kubeconfigs ids pids=()
@@ -109,6 +146,7 @@ quickstart_smoke() (
     [[ $(curl -s -o /dev/null -w '%{http_code}' "$BACKEND_URL/api/exports?cluster_id=$id") == 200 ]] ||
       fail "GET $BACKEND_URL/api/exports?cluster_id=$id is not 200"
   done
+  login_and_bind "${ids[0]}"
   # Everything the quickstart started, then nothing of it after down.
   while read -r _ pid; do pids+=("$pid"); done < <(cat "$dir/pids" "$dir/kcp/pids")
   trap - EXIT
