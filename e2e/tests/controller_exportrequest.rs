@@ -15,7 +15,7 @@ use kube_bind_apis::{
 };
 use serde_json::json;
 
-use export_support::{create, given_a_provider_with_a_backend, wait_until};
+use export_support::{create, given_a_provider_with_a_backend, phase, wait_until};
 
 /// The request `name` in `ns` for `resources` (`[group, resource]`) with `claims`.
 fn request(
@@ -33,14 +33,6 @@ fn request(
         "metadata": {"name": name, "namespace": ns},
         "spec": {"resources": resources, "permissionClaims": claims},
     })
-}
-
-fn phase(request: &APIServiceExportRequest) -> APIServiceExportRequestPhase {
-    request
-        .status
-        .as_ref()
-        .map(|s| s.phase())
-        .unwrap_or(APIServiceExportRequestPhase::Pending)
 }
 
 /// (status, reason, message) of condition `type_`.

@@ -12,37 +12,14 @@ use kube::api::ListParams;
 use kube_bind_e2e::harness::idp::ExternalIdp;
 use kube_bind_e2e::harness::kubectl::kubectl;
 use kube_bind_e2e::harness::redis::RedisServer;
-use kube_bind_e2e::harness::{Browser, apply, paths};
+use kube_bind_e2e::harness::{Browser, paths};
 use login_support::*;
 use serde_json::{Value, json};
-
-/// A template consumers can bind (no CRD needed: bind only copies it).
-async fn given_a_template(
-    plain: &kube_bind_e2e::harness::Workspace,
-    name: &str,
-) -> anyhow::Result<()> {
-    apply::apply(
-        &plain.client().await?,
-        &json!({
-            "apiVersion": "kube-bind.io/v1alpha2",
-            "kind": "APIServiceExportTemplate",
-            "metadata": {"name": name},
-            "spec": {
-                "description": "Widgets for tests",
-                "scope": "Namespaced",
-                "resources": [{"group": "example.com", "resource": "widgets", "versions": ["v1"]}],
-                "permissionClaims": [{"group": "", "resource": "configmaps", "selector": {"labelSelector": {"matchLabels": {"app": "widgets"}}}}],
-            }
-        }),
-    )
-    .await?;
-    Ok(())
-}
 
 #[tokio::test]
 async fn a_cli_login_binds_and_its_kubeconfig_creates_the_request() -> anyhow::Result<()> {
     let (env, plain) = given_a_provider_cluster().await?;
-    given_a_template(plain, "widgets").await?;
+    given_a_template(plain, "widgets", "example.com", "widgets", "v1").await?;
     let backend = start_backend(plain, &[]).await?;
     let browser = Browser::new()?;
     let user = env.unique("alice");
@@ -303,7 +280,7 @@ async fn an_external_certified_idp_logs_the_cli_in() -> anyhow::Result<()> {
 async fn bad_inputs_get_their_documented_status_and_the_server_keeps_serving() -> anyhow::Result<()>
 {
     let (env, plain) = given_a_provider_cluster().await?;
-    given_a_template(plain, "widgets").await?;
+    given_a_template(plain, "widgets", "example.com", "widgets", "v1").await?;
     let backend = start_backend(plain, &[]).await?;
     let url = |path: &str| format!("{}{path}", backend.url());
     let browser = Browser::new()?;

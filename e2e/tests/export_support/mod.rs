@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use kube_bind_apis::{APIServiceExportRequest, APIServiceExportRequestPhase};
 use kube_bind_backend::app;
 use kube_bind_backend::options::Options;
 use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
@@ -148,4 +149,13 @@ where
     Ok(api
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?)
+}
+
+/// The request's phase; `Pending` until the backend writes one (the CRD's default).
+pub fn phase(request: &APIServiceExportRequest) -> APIServiceExportRequestPhase {
+    request
+        .status
+        .as_ref()
+        .map(|s| s.phase())
+        .unwrap_or(APIServiceExportRequestPhase::Pending)
 }

@@ -7,14 +7,41 @@
 use std::path::PathBuf;
 
 use kube_bind_e2e::harness::kubectl::kubectl;
-use kube_bind_e2e::harness::{Browser, Page, Workspace, paths};
-use serde_json::Value;
+use kube_bind_e2e::harness::{Browser, Page, Workspace, apply, paths};
+use serde_json::{Value, json};
 use url::Url;
 
 pub use crate::controller_support::Backend;
 
 /// Where the CLI's loopback callback would listen; nothing needs to, the browser stops before it.
 pub const CLI_CALLBACK: &str = "http://127.0.0.1:1/callback";
+
+/// A template `name` consumers can bind: `resource.group` at `version`, claiming the core
+/// configmaps labelled `app=<name>`. Bind only copies it, so the CRD need not exist.
+pub async fn given_a_template(
+    plain: &Workspace,
+    name: &str,
+    group: &str,
+    resource: &str,
+    version: &str,
+) -> anyhow::Result<()> {
+    apply::apply(
+        &plain.client().await?,
+        &json!({
+            "apiVersion": "kube-bind.io/v1alpha2",
+            "kind": "APIServiceExportTemplate",
+            "metadata": {"name": name},
+            "spec": {
+                "description": format!("{resource} for tests"),
+                "scope": "Namespaced",
+                "resources": [{"group": group, "resource": resource, "versions": [version]}],
+                "permissionClaims": [{"group": "", "resource": "configmaps", "selector": {"labelSelector": {"matchLabels": {"app": name}}}}],
+            }
+        }),
+    )
+    .await?;
+    Ok(())
+}
 
 /// An RSA key for tests that restart the backend and expect tokens to stay valid.
 pub fn test_signing_key() -> PathBuf {
