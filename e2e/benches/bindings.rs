@@ -34,7 +34,8 @@
 //!   phase. A phase gives up after its timeout with a line saying how far it got.
 //!
 //! How to read the table: `ratio` is backend ÷ floor seconds (target ≤ 1.5×); `bindings/s` is
-//! the backend's. Below the table, the kube-apiserver's own request counts per phase (from its
+//! the backend's; `cpu s` is the CPU time this process used in the phase (the bench's client, and
+//! in the backend phase the backend too): near wall time × cores means the phase was CPU-bound. Below the table, the kube-apiserver's own request counts per phase (from its
 //! `apiserver_request_total`, by verb and resource, everything this process sent) show which
 //! requests the backend makes beyond the floor's.
 
@@ -130,6 +131,36 @@ impl Side {
 /// One phase's outcome: seconds to converge, or why not.
 type Outcome = Result<Duration, String>;
 
+/// A measured phase: its outcome and the CPU time this process (bench client, and the backend
+/// in its phase) used meanwhile.
+struct Phase {
+    outcome: Outcome,
+    cpu: Duration,
+}
+
+impl Default for Phase {
+    fn default() -> Self {
+        Self {
+            outcome: Err("not run".to_owned()),
+            cpu: Duration::ZERO,
+        }
+    }
+}
+
+/// User and system CPU time of this process so far.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage(2) only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 /// Requests the apiserver served, by (verb, resource[/subresource]).
 type RequestCounts = BTreeMap<(String, String), f64>;
 
@@ -165,8 +196,8 @@ async fn run(counts: &[usize]) -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
-    for &n in counts {
-        let mut outcomes = [Err(String::new()), Err(String::new())];
+    for (k, &n) in counts.iter().enumerate() {
+        let mut outcomes = [Phase::default(), Phase::default()];
         for (i, side) in [Side::Floor, Side::Backend].into_iter().enumerate() {
             let tag = env.unique(&format!("bind{n}{}", side.label()));
             let backend = match side {
@@ -174,25 +205,32 @@ async fn run(counts: &[usize]) -> anyhow::Result<()> {
                 Side::Backend => Some(start_backend(plain).await?),
             };
             let before = request_counts(env).await;
+            let cpu_before = process_cpu();
             let outcome = measure(&client, &probe, side, n, &tag).await;
+            let cpu = process_cpu().saturating_sub(cpu_before);
             let after = request_counts(env).await;
             if let Some(backend) = backend {
                 backend.stop().await?;
             }
             match &outcome {
                 Ok(took) => progress(format!(
-                    "N={n} {}: converged in {:.2} s",
+                    "N={n} {}: converged in {:.2} s, this process used {:.1} s of CPU",
                     side.label(),
-                    took.as_secs_f64()
+                    took.as_secs_f64(),
+                    cpu.as_secs_f64()
                 )),
                 Err(why) => progress(format!("N={n} {}: gave up: {why}", side.label())),
             }
             if let (Ok(before), Ok(after)) = (before, after) {
                 profiles.push((n, side, difference(&after, &before)));
             }
-            cleanup(&client, &tag).await?;
-            progress(format!("N={n} {}: namespaces deleted", side.label()));
-            outcomes[i] = outcome;
+            // The cluster goes with this process: after the last phase there is nothing to
+            // clean up for.
+            if k + 1 < counts.len() || side == Side::Floor {
+                cleanup(&client, &tag).await?;
+                progress(format!("N={n} {}: namespaces deleted", side.label()));
+            }
+            outcomes[i] = Phase { outcome, cpu };
         }
         let [floor, backend] = outcomes;
         rows.push((n, backend, floor));
@@ -779,13 +817,14 @@ fn difference(after: &RequestCounts, before: &RequestCounts) -> RequestCounts {
         .collect()
 }
 
-fn print_table(rows: &[(usize, Outcome, Outcome)]) {
+fn print_table(rows: &[(usize, Phase, Phase)]) {
     println!();
     println!(
-        "{:>6} {:>11} {:>9} {:>7} {:>10}",
-        "N", "backend s", "floor s", "ratio", "bindings/s"
+        "{:>6} {:>11} {:>9} {:>7} {:>10} {:>13} {:>11}",
+        "N", "backend s", "floor s", "ratio", "bindings/s", "backend cpu s", "floor cpu s"
     );
-    for (n, backend, floor) in rows {
+    for (n, backend_phase, floor_phase) in rows {
+        let (backend, floor) = (&backend_phase.outcome, &floor_phase.outcome);
         let seconds = |o: &Outcome| match o {
             Ok(d) => format!("{:.2}", d.as_secs_f64()),
             Err(_) => "gave up".to_owned(),
@@ -802,9 +841,11 @@ fn print_table(rows: &[(usize, Outcome, Outcome)]) {
             _ => ("-".to_owned(), "-".to_owned()),
         };
         println!(
-            "{n:>6} {:>11} {:>9} {ratio:>7} {rate:>10}",
+            "{n:>6} {:>11} {:>9} {ratio:>7} {rate:>10} {:>13.1} {:>11.1}",
             seconds(backend),
-            seconds(floor)
+            seconds(floor),
+            backend_phase.cpu.as_secs_f64(),
+            floor_phase.cpu.as_secs_f64()
         );
     }
     println!("target: ratio ≤ {TARGET_RATIO}×");
