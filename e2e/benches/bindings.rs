@@ -37,7 +37,8 @@
 //! the backend's; `cpu s` is the CPU time this process used in the phase (the bench's client, and
 //! in the backend phase the backend too): near wall time × cores means the phase was CPU-bound. Below the table, the kube-apiserver's own request counts per phase (from its
 //! `apiserver_request_total`, by verb and resource, everything this process sent) show which
-//! requests the backend makes beyond the floor's.
+//! requests the backend makes beyond the floor's; then the backend's reconciles per controller and
+//! its work queue's counters, from its `/metrics`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -196,6 +197,7 @@ async fn run(counts: &[usize]) -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
+    let mut backend_reports = Vec::new();
     for (k, &n) in counts.iter().enumerate() {
         let mut outcomes = [Phase::default(), Phase::default()];
         for (i, side) in [Side::Floor, Side::Backend].into_iter().enumerate() {
@@ -210,6 +212,7 @@ async fn run(counts: &[usize]) -> anyhow::Result<()> {
             let cpu = process_cpu().saturating_sub(cpu_before);
             let after = request_counts(env).await;
             if let Some(backend) = backend {
+                backend_reports.push((n, backend.reconciles().await));
                 backend.stop().await?;
             }
             match &outcome {
@@ -237,6 +240,14 @@ async fn run(counts: &[usize]) -> anyhow::Result<()> {
     }
     print_table(&rows);
     print_profiles(&profiles, counts);
+    for (n, report) in backend_reports {
+        println!();
+        println!("backend reconciles and queue at N={n} (its /metrics):");
+        match report {
+            Ok(lines) => lines.iter().for_each(|line| println!("  {line}")),
+            Err(err) => println!("  cannot read them: {err}"),
+        }
+    }
     Ok(())
 }
 
@@ -318,6 +329,20 @@ async fn start_backend(plain: &Workspace) -> anyhow::Result<Backend> {
 }
 
 impl Backend {
+    /// Its reconcile counts and times per controller and its queue's counters, from `/metrics`.
+    async fn reconciles(&self) -> anyhow::Result<Vec<String>> {
+        let url = format!("http://{}/metrics", self.running.local_addr());
+        let text = reqwest::get(&url).await?.text().await?;
+        Ok(text
+            .lines()
+            .filter(|l| {
+                l.starts_with("kube_bind_reconcile") || l.starts_with("kube_bind_workqueue")
+            })
+            .filter(|l| !l.contains("_bucket"))
+            .map(str::to_owned)
+            .collect())
+    }
+
     async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.running.wait().await?;
