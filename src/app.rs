@@ -22,7 +22,7 @@ use crate::provider::{Clusters, Endpoints, Provider, ProviderContext};
 use crate::provision::{ProvisionSettings, Provisioner};
 use crate::readiness::{Readiness, ReadinessCheck};
 use crate::runtime::leader::{self, Leadership, LeaseElection};
-use crate::runtime::{Caches, Manager};
+use crate::runtime::{Caches, EventRecorder, Manager};
 
 /// How often cache sync is re-checked for `/readyz`.
 const CACHE_SYNC_POLL: Duration = Duration::from_millis(500);
@@ -122,12 +122,15 @@ pub async fn start(
     let caches = Caches::new(&endpoints);
     caches.register_metrics(&mut registry);
     let workers = NonZeroUsize::new(options.workers).unwrap_or(NonZeroUsize::MIN);
+    // One name for this replica, in its Lease and in the events it writes.
+    let identity = leader::identity();
     let mut manager = Manager::new(
         &clusters,
         &caches,
         per_cluster_worker_cap(&options.provider, workers),
         &mut registry,
-    );
+    )
+    .with_events(EventRecorder::new(identity.clone()));
     controllers::register_all(&mut manager, &ControllerOptions::from_options(&options))
         .map_err(StartError::Controllers)?;
     register_build_info(&mut registry);
@@ -160,7 +163,7 @@ pub async fn start(
             client,
             &election.namespace,
             &election.lease_name,
-            leader::identity(),
+            identity,
             &shutdown,
         )),
     };

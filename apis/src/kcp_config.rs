@@ -60,9 +60,17 @@ impl ConfigFile {
 }
 
 /// The claims the export makes (and its self-binding accepts): the resources the backend writes
-/// through the virtual workspace, all verbs.
+/// through the virtual workspace, all verbs, and the events it writes about failing objects
+/// (create and patch only).
 pub fn permission_claims() -> Vec<PermissionClaim> {
-    [
+    let events = PermissionClaim {
+        // Core events: kcp does not serve events.k8s.io.
+        group: String::new(),
+        resource: "events".to_owned(),
+        verbs: vec!["create".to_owned(), "patch".to_owned()],
+        identity_hash: String::new(),
+    };
+    let all_verbs = [
         ("rbac.authorization.k8s.io", "clusterrolebindings"),
         ("rbac.authorization.k8s.io", "clusterroles"),
         ("rbac.authorization.k8s.io", "roles"),
@@ -80,8 +88,8 @@ pub fn permission_claims() -> Vec<PermissionClaim> {
         resource: resource.to_owned(),
         verbs: vec!["*".to_owned()],
         identity_hash: String::new(),
-    })
-    .collect()
+    });
+    all_verbs.chain(std::iter::once(events)).collect()
 }
 
 /// An APIResourceSchema spec converted from a CRD: same group, names, scope and conversion; each

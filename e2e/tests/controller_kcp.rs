@@ -9,18 +9,19 @@
 mod controller_support;
 
 use controller_support::{Backend, wait_gone, wait_object};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Event, Namespace};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube_bind_apis::conditions::{self, ConditionStatus};
 use kube_bind_apis::{APIServiceNamespace, ClusterBinding};
-use kube_bind_e2e::harness::topology::setup_kube_bind;
+use kube_bind_e2e::harness::topology::{bind, kube_bind_binding, setup_kube_bind};
+use kube_bind_e2e::harness::wait::binding_bound;
 use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
 use kube_bind_e2e::konnector::Konnector;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-static SPEC: EnvSpec = EnvSpec::kcp(&["kube-bind", "provider-a"]);
+static SPEC: EnvSpec = EnvSpec::kcp(&["kube-bind", "provider-a", "provider-claims"]);
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// A cluster namespace in `provider`, as bind-time provisioning leaves it, with an export of
@@ -220,6 +221,118 @@ async fn namespaced_scope_happy_path_in_a_provider_workspace() -> anyhow::Result
             .await?
             .is_none()
     );
+
+    backend.stop().await?;
+    Ok(())
+}
+
+/// The `Permitted` condition of the ClusterBinding in `ns`, once it is as `want` says.
+async fn wait_permitted(
+    env: &Env,
+    bindings: &Api<ClusterBinding>,
+    what: &str,
+    want: impl Fn(Option<&conditions::Condition>) -> bool,
+) -> anyhow::Result<Vec<conditions::Condition>> {
+    let found = wait_for(what.to_owned(), env.patience(), || async {
+        match bindings.get("cluster").await {
+            Ok(b) => {
+                let all = b.status.unwrap_or_default().conditions;
+                if want(conditions::get(&all, "Permitted")) {
+                    Check::Done(all)
+                } else {
+                    Check::Pending(format!("{all:?}"))
+                }
+            }
+            Err(e) => Check::Pending(e.to_string()),
+        }
+    })
+    .await?;
+    Ok(found)
+}
+
+/// A provider that binds kube-bind.io but rejects the RBAC claims sees why nothing happens on
+/// its ClusterBinding (a condition, and an event written through the events claim); accepting
+/// the claims later is enough, the binding's change runs the work again.
+#[tokio::test]
+async fn a_rejected_rbac_claim_is_a_condition_until_it_is_accepted() -> anyhow::Result<()> {
+    let env = Env::shared(&SPEC)?;
+    let topology = setup_kube_bind(env, "kube-bind", &["provider-a"], None).await?;
+    let _serial = SERIAL.lock().await;
+    let provider = env.workspace("provider-claims")?;
+    let client = provider.client().await?;
+    let accepting = kube_bind_binding(&topology.home)?;
+    let mut rejecting = accepting.clone();
+    if let Some(claims) = rejecting["spec"]["permissionClaims"].as_array_mut() {
+        for claim in claims {
+            if claim["group"] == "rbac.authorization.k8s.io" {
+                claim["state"] = json!("Rejected");
+            }
+        }
+    }
+    bind(&client, &provider.path, &rejecting, env.patience()).await?;
+    binding_bound(&client, &provider.path, "kube-bind.io", env.patience()).await?;
+    let backend = Backend::start_kcp(&topology, "namespaced").await?;
+
+    let ns = env.test_namespace(provider, "cluster").await?;
+    for object in [
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "kubeconfig", "namespace": ns},
+            "stringData": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}}),
+        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "ClusterBinding",
+            "metadata": {"name": "cluster", "namespace": ns},
+            "spec": {"kubeconfigSecretRef": {"name": "kubeconfig", "key": "kubeconfig"},
+                     "providerPrettyName": "Wild West"}}),
+    ] {
+        apply::apply(&client, &object).await?;
+    }
+    let bindings: Api<ClusterBinding> = Api::namespaced(client.clone(), &ns);
+    let refused = wait_permitted(env, &bindings, "Permitted to be False", |c| {
+        c.is_some_and(|c| c.status == ConditionStatus::False)
+    })
+    .await?;
+    let permitted = conditions::get(&refused, "Permitted")
+        .ok_or_else(|| anyhow::anyhow!("Permitted is gone again: {refused:?}"))?;
+    println!("refused: {} {}", permitted.reason, permitted.message);
+    assert_eq!(permitted.reason, "Forbidden");
+    assert!(
+        permitted.message.contains("permission claims"),
+        "{}",
+        permitted.message
+    );
+    assert!(conditions::is_false(&refused, "Ready"), "{refused:?}");
+
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let event = wait_for(
+        "a Forbidden event on the ClusterBinding",
+        env.patience(),
+        || async {
+            match events.list(&ListParams::default()).await {
+                Ok(list) => match list
+                    .items
+                    .into_iter()
+                    .find(|e| e.reason.as_deref() == Some("Forbidden"))
+                {
+                    Some(event) => Check::Done(event),
+                    None => Check::Pending("no event yet".to_owned()),
+                },
+                Err(e) => Check::Pending(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    assert_eq!(
+        event.involved_object.kind.as_deref(),
+        Some("ClusterBinding")
+    );
+
+    // Accepting the claims is enough: the RBAC is written and the condition goes.
+    bind(&client, &provider.path, &accepting, env.patience()).await?;
+    let name = format!("kube-binder-{ns}");
+    wait_object(env, &Api::<ClusterRole>::all(client.clone()), &name, |_| {
+        true
+    })
+    .await?;
+    wait_permitted(env, &bindings, "Permitted to be gone", |c| c.is_none()).await?;
 
     backend.stop().await?;
     Ok(())

@@ -10,7 +10,7 @@
 mod controller_support;
 
 use controller_support::{Backend, given_a_provider_cluster, wait_gone, wait_object};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Event, Namespace};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Client, ResourceExt};
@@ -387,6 +387,69 @@ async fn deleting_the_owning_export_leaves_no_claim_rbac() -> anyhow::Result<()>
     wait_claim_rbac(env, &client, &ns, &[]).await?;
     wait_gone(env, &Api::<Namespace>::all(client.clone()), &provider_ns).await?;
 
+    backend.stop().await?;
+    Ok(())
+}
+
+/// A failure that has no condition of its own (here the apiserver refusing the provider
+/// namespace's name) is an event on the object, for `kubectl events` to show.
+#[tokio::test]
+async fn a_failure_without_a_condition_is_an_event_on_the_object() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, plain) = given_a_provider_cluster().await?;
+    let client = plain.client().await?;
+    let backend = Backend::start(plain, "namespaced").await?;
+    let ns = given_a_claimed_consumer_namespace(env, plain).await?;
+
+    // A valid object name, but `<cluster ns>-<name>` is longer than a namespace name may be.
+    let name = format!("a{}", "-long".repeat(12));
+    apply::apply(
+        &client,
+        &json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "APIServiceNamespace",
+            "metadata": {"name": name, "namespace": ns}, "spec": {}}),
+    )
+    .await?;
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let event = wait_for(
+        format!("an event about APIServiceNamespace {ns}/{name}"),
+        env.patience(),
+        || async {
+            let list = match events.list(&ListParams::default()).await {
+                Ok(list) => list,
+                Err(e) => return Check::Pending(e.to_string()),
+            };
+            let about = list
+                .items
+                .into_iter()
+                .find(|e| e.involved_object.name.as_deref() == Some(name.as_str()));
+            match about {
+                Some(event) => Check::Done(event),
+                None => Check::Pending("no event yet".to_owned()),
+            }
+        },
+    )
+    .await?;
+    println!("event: {:?} {:?}", event.reason, event.message);
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(event.reason.as_deref(), Some("ReconcileFailed"));
+    assert_eq!(
+        event.reporting_component.as_deref(),
+        Some("kube-bind.io/backend")
+    );
+    let regarding = event.involved_object;
+    assert_eq!(regarding.kind.as_deref(), Some("APIServiceNamespace"));
+    assert!(regarding.uid.is_some());
+    let note = event.message.unwrap_or_default();
+    assert!(
+        note.contains(&format!("{ns}-{name}")) && note.contains("63"),
+        "the note names the refused namespace and why: {note}"
+    );
+
+    // The well-named one next to it is served as usual.
+    wait_provider_namespace(env, &client, &ns).await?;
+    Api::<APIServiceNamespace>::namespaced(client.clone(), &ns)
+        .delete(&name, &DeleteParams::default())
+        .await?;
     backend.stop().await?;
     Ok(())
 }

@@ -11,6 +11,8 @@ pub mod status;
 
 pub use cache::{Cache, CacheEvent, CachedResource, OWNER_INDEX};
 pub use caches::Caches;
-pub use controller::{Action, ControllerBuilder, Manager, Reconciler, Request, WorkKey};
+pub use controller::{
+    Action, ControllerBuilder, EventRecorder, Manager, Reconciler, Request, WorkKey,
+};
 pub use leader::{Leadership, LeaseElection};
 pub use object::{Entry, Malformed, ObjectKey, Tolerant, is_namespaced};

@@ -16,6 +16,10 @@ pub const CONDITION_SECRET_VALID: &str = "SecretValid";
 pub const CONDITION_VALID_VERSION: &str = "ValidVersion";
 /// Condition type: the konnector heartbeats in time.
 pub const CONDITION_HEALTHY: &str = "Healthy";
+/// Condition type (ours, not upstream's): the backend may write the cluster namespace's RBAC.
+/// `False` with reason `Forbidden` while the API server refuses it, e.g. while a kcp permission
+/// claim of the kube-bind.io APIBinding is not accepted; absent once the RBAC is written.
+pub const CONDITION_PERMITTED: &str = "Permitted";
 
 /// The consumer's access to the provider.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -11,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube_bind_apis::ClusterBinding;
-use kube_bind_apis::conditions;
+use kube_bind_apis::clusterbinding::CONDITION_PERMITTED;
+use kube_bind_apis::conditions::{self, ConditionChange, ConditionSeverity};
 
 use super::ClusterBindingReconciler;
 use crate::controllers::apply::{delete_if_present, ensure_binding, ensure_rules};
@@ -38,6 +39,19 @@ pub enum ClusterBindingError {
     },
     #[error(transparent)]
     Rbac(#[from] RbacError),
+}
+
+impl ClusterBindingError {
+    /// The API server's message when it refused a write with 403.
+    fn forbidden(&self) -> Option<&str> {
+        match self {
+            Self::Write {
+                source: kube::Error::Api(status),
+                ..
+            } if status.code == 403 => Some(&status.message),
+            _ => None,
+        }
+    }
 }
 
 /// What one reconcile works on.
@@ -86,7 +100,10 @@ impl Reconciler for ClusterBindingReconciler {
             namespace,
         };
         let rbac = self.ensure_rbac(&scope).await;
-        let recheck = self.update_status(&scope, &binding).await?;
+        // A refusal is shown on the binding and waits (see `Reconciler::Error`): in kcp it ends
+        // when the provider accepts the claims, and the binding's change runs this again.
+        let refused = rbac.as_ref().err().and_then(ClusterBindingError::forbidden);
+        let recheck = self.update_status(&scope, &binding, refused).await?;
         rbac?;
         Ok(match recheck {
             Some(after) => Action::RequeueAfter(after),
@@ -213,12 +230,14 @@ impl ClusterBindingReconciler {
             .map_err(scope.failed("apply", format!("ClusterRoleBinding {name}")))
     }
 
-    /// Sets `Healthy` from the heartbeat and the `Ready` summary over every condition (the
-    /// konnector's kept), written only when they changed. Returns when to judge again.
+    /// Sets `Healthy` from the heartbeat, `Permitted` from the RBAC step's refusal (if any) and
+    /// the `Ready` summary over every condition (the konnector's kept), written only when they
+    /// changed. Returns when to judge again.
     async fn update_status(
         &self,
         scope: &Scope<'_>,
         binding: &ClusterBinding,
+        refused: Option<&str>,
     ) -> Result<Option<Duration>, ClusterBindingError> {
         let now = Timestamp::now();
         let judged = health(binding.status.as_ref(), now);
@@ -230,6 +249,10 @@ impl ClusterBindingReconciler {
         let mut next = current.clone();
         let at = Time(now);
         conditions::set(&mut next, judged.condition, &at);
+        match refused {
+            Some(message) => conditions::set(&mut next, permission_refused(message), &at),
+            None => conditions::delete(&mut next, CONDITION_PERMITTED),
+        }
         conditions::set_summary(&mut next, &at);
         if next != current {
             let api: Api<ClusterBinding> = Api::namespaced(scope.cluster.client(), scope.namespace);
@@ -243,6 +266,20 @@ impl ClusterBindingReconciler {
             Duration::try_from(wait).unwrap_or_default() + Duration::from_secs(1)
         }))
     }
+}
+
+/// `Permitted` False: what was refused, and what the provider can do about it.
+fn permission_refused(message: &str) -> ConditionChange {
+    ConditionChange::false_(
+        CONDITION_PERMITTED,
+        "Forbidden",
+        ConditionSeverity::Error,
+        format!(
+            "kube-bind-backend may not write the RBAC of this cluster namespace: {message}; on kcp, \
+             accept the permission claims of the kube-bind.io APIBinding in this workspace, \
+             otherwise grant the backend's RBAC; it retries on its own"
+        ),
+    )
 }
 
 /// The uid of a namespace that is not being deleted.

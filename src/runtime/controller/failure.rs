@@ -59,6 +59,25 @@ impl Followup {
     }
 }
 
+/// `error` as a sentence for logs and events: an API server refusal in its chain is shown by
+/// the API server's message, not by the debug dump of its whole `Status`.
+pub(super) fn describe(error: &(dyn Error + 'static)) -> String {
+    let text = error.to_string();
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(kube @ kube::Error::Api(status)) = error.downcast_ref::<kube::Error>() {
+            let dump = kube.to_string();
+            return if text.contains(&dump) {
+                text.replace(&dump, &status.message)
+            } else {
+                format!("{text}: {}", status.message)
+            };
+        }
+        current = error.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +104,33 @@ mod tests {
         assert_eq!(Followup::of(&Wrapped(api_error(422))), Followup::Failure);
         let io = std::io::Error::other("connection reset");
         assert_eq!(Followup::of(&io), Followup::Failure);
+    }
+
+    #[test]
+    fn an_api_refusal_is_described_by_its_message() {
+        let refused = || {
+            kube::Error::Api(
+                kube::core::Status::failure(
+                    "name too long: must be no more than 63 characters",
+                    "Invalid",
+                )
+                .with_code(422)
+                .boxed(),
+            )
+        };
+        assert_eq!(
+            describe(&Wrapped(refused())),
+            "cannot update the export: name too long: must be no more than 63 characters"
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot create the namespace")]
+        struct Opaque(#[source] kube::Error);
+        assert_eq!(
+            describe(&Opaque(refused())),
+            "cannot create the namespace: name too long: must be no more than 63 characters"
+        );
+        let io = std::io::Error::other("connection reset");
+        assert_eq!(describe(&io), "connection reset");
     }
 
     #[test]

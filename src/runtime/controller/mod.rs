@@ -11,6 +11,7 @@
 //! - here: the [`Manager`], which dispatches keys to controllers.
 
 mod builder;
+mod events;
 mod failure;
 mod metrics;
 mod reconciler;
@@ -22,15 +23,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource as _;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 pub use self::builder::ControllerBuilder;
+pub use self::events::{EventRecorder, REPORTING_CONTROLLER};
 pub use self::failure::FORBIDDEN_RETRY;
 pub use self::reconciler::{Reconciler, Request};
 
-use self::failure::Followup;
+use self::events::Reason;
+use self::failure::{Followup, describe};
 use self::metrics::{ControllerLabels, ReconcileMetrics, ResultLabels};
 use super::cache::{Cache, SyncState};
 use super::caches::{CacheError, Caches};
@@ -75,6 +80,43 @@ pub type Action = Outcome;
 struct Failed {
     followup: Followup,
     message: String,
+    /// The object the reconcile was for, when it exists (its failure event refers to it).
+    regarding: Option<Box<ObjectReference>>,
+}
+
+impl Failed {
+    fn new(
+        error: &(dyn std::error::Error + 'static),
+        regarding: Option<Box<ObjectReference>>,
+    ) -> Self {
+        Self {
+            followup: Followup::of(error),
+            message: describe(error),
+            regarding,
+        }
+    }
+
+    /// Writes the failure as an event on its object, for the outcomes people must see.
+    fn record(&self, events: &EventRecorder, cluster: &Cluster) {
+        let Some(regarding) = self.regarding.as_deref().cloned() else {
+            return;
+        };
+        match self.followup {
+            Followup::Failure => {
+                events.failed(cluster, regarding, Reason::ReconcileFailed, &self.message);
+            }
+            Followup::Forbidden => {
+                let note = format!(
+                    "{}; kube-bind-backend is not permitted to do this: on kcp, accept the \
+                     permission claims of the kube-bind.io APIBinding in this workspace, \
+                     otherwise grant the backend's RBAC; it retries on its own",
+                    self.message
+                );
+                events.failed(cluster, regarding, Reason::Forbidden, &note);
+            }
+            Followup::Conflict => {}
+        }
+    }
 }
 
 /// Type-erased controller, as the manager dispatches to it.
@@ -105,18 +147,17 @@ impl<R: Reconciler> Dispatch for Registered<R> {
         key: ObjectKey,
     ) -> BoxFuture<'static, Result<Action, Failed>> {
         let reconciler = self.reconciler.clone();
-        let failed = |error: R::Error| Failed {
-            followup: Followup::of(&error),
-            message: error.to_string(),
-        };
         let object = match self.primary.entry(&key) {
             Some(Entry::Malformed(malformed)) => {
                 let future = reconciler.report_malformed(cluster, key, malformed);
+                let failed = |error: R::Error| Failed::new(&error, None);
                 return Box::pin(async move { future.await.map_err(failed) });
             }
             Some(Entry::Valid(object)) => Some(object),
             None => None,
         };
+        let regarding = object.as_ref().map(|o| Box::new(o.object_ref(&())));
+        let failed = move |error: R::Error| Failed::new(&error, regarding);
         let future = reconciler.reconcile(Request {
             cluster,
             key,
@@ -140,6 +181,7 @@ pub struct Manager {
     controllers: Arc<HashMap<&'static str, Arc<dyn Dispatch>>>,
     metrics: ReconcileMetrics,
     reconcile_deadline: Duration,
+    events: EventRecorder,
 }
 
 impl fmt::Debug for Manager {
@@ -172,7 +214,15 @@ impl Manager {
             controllers: Arc::default(),
             metrics: ReconcileMetrics::register(registry),
             reconcile_deadline: DEFAULT_RECONCILE_DEADLINE,
+            events: EventRecorder::new("kube-bind-backend"),
         }
+    }
+
+    /// Writes failure events through `events` (whose instance names this replica).
+    #[must_use]
+    pub fn with_events(mut self, events: EventRecorder) -> Self {
+        self.events = events;
+        self
     }
 
     /// Cancels (and retries with backoff) a reconcile that runs longer than `deadline`.
@@ -275,6 +325,7 @@ impl Manager {
         let controllers = self.controllers.clone();
         let metrics = self.metrics.clone();
         let deadline = self.reconcile_deadline;
+        let events = self.events.clone();
         move |key: &WorkKey| {
             let Some(controller) = controllers.get(key.controller).cloned() else {
                 return Box::pin(async { Ok(Action::Done) });
@@ -289,6 +340,7 @@ impl Manager {
             let name = key.controller;
             let object = key.object.clone();
             let metrics = metrics.clone();
+            let events = events.clone();
             let span = tracing::info_span!(
                 "reconcile", controller = name, cluster = %object.cluster,
                 namespace = object.namespace.as_deref().unwrap_or(""), name = %object.name
@@ -299,15 +351,19 @@ impl Manager {
                     let cancelled = cluster.cancellation().clone();
                     let result = tokio::select! {
                         () = cancelled.cancelled() => Ok(Action::Done),
-                        result = tokio::time::timeout(deadline, controller.reconcile(cluster, object)) => {
+                        result = tokio::time::timeout(deadline, controller.reconcile(cluster.clone(), object)) => {
                             result.unwrap_or_else(|_| Err(Failed {
                                 followup: Followup::Failure,
                                 message: format!(
                                     "reconcile did not finish within {deadline:?} (its cluster may not answer); cancelled, retrying with backoff"
                                 ),
+                                regarding: None,
                             }))
                         }
                     };
+                    if let Err(failed) = &result {
+                        failed.record(&events, &cluster);
+                    }
                     let (outcome, result) = match result {
                         Ok(action) => ("success", Ok(action)),
                         Err(failed) => match failed.followup.action() {
