@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::authn::{Authenticated, authenticate};
-use super::consumer::bind_template;
+use super::consumer::{Bound, bind_template};
 use super::error::ApiError;
 use super::login::{end_session, redirect_with_cookies};
 use super::params::{QueryParams, parse_query};
@@ -313,25 +313,39 @@ async fn bind_page(
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             Ok(redirect_with_cookies(target.as_str(), []))
         }
-        None => {
-            let requests = bound
-                .response
-                .requests
-                .iter()
-                .map(serde_saphyr::to_string)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ApiError::internal(format!("cannot encode the request: {e}")))?;
-            html(ResultPage {
-                provider: state.pretty_name().to_owned(),
-                template: form.template,
-                namespace: bound.namespace,
-                secret_name: bound.secret_name,
-                requests,
-                kubeconfig: String::from_utf8_lossy(&bound.response.kubeconfig).into_owned(),
-                back_href: page_for_cluster(&form.cluster_id),
-            })
-        }
+        None => html(result_page(
+            state.pretty_name(),
+            &form.template,
+            &form.cluster_id,
+            bound,
+        )?),
     }
+}
+
+/// The page of a bind no CLI waits for: where the kubeconfig is kept, the requests as YAML, and
+/// what to run with them.
+fn result_page(
+    provider: &str,
+    template: &str,
+    cluster_id: &str,
+    bound: Bound,
+) -> Result<ResultPage, ApiError> {
+    let requests = bound
+        .response
+        .requests
+        .iter()
+        .map(serde_saphyr::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal(format!("cannot encode the export request: {e}")))?;
+    Ok(ResultPage {
+        provider: provider.to_owned(),
+        template: template.to_owned(),
+        namespace: bound.namespace,
+        secret_name: bound.secret_name,
+        requests,
+        kubeconfig: String::from_utf8_lossy(&bound.response.kubeconfig).into_owned(),
+        back_href: page_for_cluster(cluster_id),
+    })
 }
 
 /// `/` for `cluster_id` (just `/` for the single cluster).

@@ -389,3 +389,58 @@ async fn the_stylesheet_is_served_and_cacheable() {
     );
     assert!(answer.body.contains(":focus-visible"));
 }
+
+#[test]
+fn the_result_page_shows_the_secret_the_request_as_yaml_and_the_next_steps() {
+    let request = serde_json::json!({
+        "apiVersion": "kube-bind.io/v1alpha2",
+        "kind": "APIServiceExportRequest",
+        "metadata": {"name": "widgets"},
+        "spec": {"resources": [{"group": "example.com", "resource": "widgets", "versions": ["v1"]}]},
+        "status": {},
+    });
+    let bound = super::Bound {
+        response: kube_bind_apis::wire::BindingResponse::new(
+            "s1",
+            "https://idp.example/alice",
+            b"apiVersion: v1\nkind: Config\n# <token>\n".to_vec(),
+            vec![request],
+        ),
+        namespace: "kube-bind-abc12".into(),
+        secret_name: "kubeconfig".into(),
+    };
+    let page = super::result_page("ACME", "widgets", "c1", bound).unwrap();
+    assert_eq!(page.requests.len(), 1);
+    assert!(
+        page.requests[0].contains("kind: APIServiceExportRequest"),
+        "{}",
+        page.requests[0]
+    );
+    assert!(
+        page.requests[0].contains("resource: widgets"),
+        "{}",
+        page.requests[0]
+    );
+    let html = askama::Template::render(&page).unwrap();
+    assert!(html.contains(r#"<main id="result">"#), "{html}");
+    assert!(
+        html.contains(r#"<code id="kubeconfig-secret">kube-bind-abc12/kubeconfig</code>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<section id="requests""#), "{html}");
+    assert!(html.contains(r#"<details id="kubeconfig">"#), "{html}");
+    assert!(
+        html.contains("# &#60;token&#62;"),
+        "the kubeconfig is escaped: {html}"
+    );
+    assert!(html.contains(r#"<section id="next-steps""#), "{html}");
+    assert!(
+        html.contains("kubectl --namespace kube-bind create secret generic"),
+        "{html}"
+    );
+    assert!(
+        html.contains("kubectl --kubeconfig provider.kubeconfig apply -f request.yaml"),
+        "{html}"
+    );
+    assert!(html.contains(r#"href="/?cluster_id=c1""#), "{html}");
+}
