@@ -139,6 +139,23 @@ impl Chromium {
             .map_err(|e| HarnessError::Other(format!("finding {css:?}: {e}")))
     }
 
+    /// The attribute `name` of the element `css` selects (`None` when it has none).
+    pub async fn attr(&self, css: &str, name: &str) -> Result<Option<String>, HarnessError> {
+        self.find(css).await?.attr(name).await.map_err(cmd_error)
+    }
+
+    /// The text of the element `css` selects, as in the document (`textContent`: also when
+    /// hidden, e.g. inside a closed `<details>`, and with a `<pre>`'s whitespace kept).
+    pub async fn text_content(&self, css: &str) -> Result<String, HarnessError> {
+        let text = self
+            .find(css)
+            .await?
+            .prop("textContent")
+            .await
+            .map_err(cmd_error)?;
+        Ok(text.unwrap_or_default())
+    }
+
     /// Types `value` into the input `css` selects, replacing what it held.
     pub async fn fill(&self, css: &str, value: &str) -> Result<(), HarnessError> {
         println!("chromium: fill {css} with {value:?}");
