@@ -15,7 +15,7 @@ use askama::Template;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -67,12 +67,31 @@ async fn style() -> Response {
         .into_response()
 }
 
-/// A handler's result as a page: success as is (never cached), failure as the error page.
+/// A handler's result as a page: success as is, failure as the error page; never cached, never
+/// framed, and no URL of ours (they carry session ids and the CLI's callback) sent as referrer.
 fn respond(state: &AppState, result: Result<Response, ApiError>) -> Response {
-    match result {
+    let mut response = match result {
         Ok(response) => no_cache(response),
         Err(error) => UiError::new(state.pretty_name(), error).into_response(),
-    }
+    };
+    let headers = response.headers_mut();
+    // No form-action: the bind's redirect to the CLI's loopback callback must stay allowed.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 fn html(page: impl Template) -> Result<Response, ApiError> {

@@ -250,6 +250,14 @@ async fn the_login_link_comes_back_to_this_page_and_hands_on_the_cli_callback() 
         );
         assert!(answer.body.contains(">Log in</a>"));
         assert!(answer.headers.get(header::SET_COOKIE).is_none());
+        assert_eq!(answer.headers[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(answer.headers[header::X_FRAME_OPTIONS], "DENY");
+        assert!(
+            answer.headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
         let link = href_query(&answer.body, "login");
         assert_eq!(param(&link, "client_type"), "ui");
         assert_eq!(param(&link, "redirect_url"), page);
