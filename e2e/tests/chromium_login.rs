@@ -82,3 +82,38 @@ async fn a_cli_login_in_chromium_hands_a_working_token_to_the_loopback_callback(
     chromium.close().await;
     backend.stop().await
 }
+
+#[tokio::test]
+async fn a_wait_that_fails_names_the_selector_the_page_and_its_source() -> anyhow::Result<()> {
+    // A page to wait on without a backend: the callback's own.
+    let callback = CliCallback::start().await?;
+    let chromium =
+        Chromium::start("a_wait_that_fails_names_the_selector_the_page_and_its_source").await?;
+    chromium.goto(callback.url()).await?;
+    let url = callback.url().to_owned();
+    // The wait panics by design; in a task of its own, its message can be read.
+    let waited = tokio::spawn(async move {
+        chromium
+            .wait_for("main#not-on-this-page", std::time::Duration::from_secs(2))
+            .await;
+    })
+    .await;
+    let message = match waited {
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "(not a String panic)".to_owned())
+        }
+        Err(e) => anyhow::bail!("the wait's task failed without a panic: {e}"),
+        Ok(()) => anyhow::bail!("waiting for an element the page lacks did not fail"),
+    };
+    for part in ["main#not-on-this-page", url.as_str(), "id=\"cli-callback\""] {
+        assert!(
+            message.contains(part),
+            "{part:?} not in the panic message: {message}"
+        );
+    }
+    Ok(())
+}

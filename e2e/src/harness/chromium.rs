@@ -80,7 +80,16 @@ impl Chromium {
             "--allowed-ips=127.0.0.1".to_owned(),
         ]);
         let log = logs.join(format!("chromedriver-{test}.log"));
-        let mut driver = ChildProcess::spawn("chromedriver", command, &log)?;
+        let mut driver =
+            ChildProcess::spawn("chromedriver", command, &log).map_err(|e| match e {
+                HarnessError::Start { what, log } => HarnessError::Start {
+                    what: format!(
+                        "{what} (hack/test.sh installs it: Debian's chromium-driver, with chromium)"
+                    ),
+                    log,
+                },
+                other => other,
+            })?;
         let webdriver = format!("http://127.0.0.1:{driver_port}");
         wait_until_ready(&mut driver, &webdriver).await?;
 
