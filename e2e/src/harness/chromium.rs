@@ -35,6 +35,10 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const DRIVER_START: Duration = Duration::from_secs(30);
 /// How long the session's DELETE gets when the browser is dropped (it quits Chromium).
 const QUIT_GRACE: Duration = Duration::from_secs(5);
+/// The window's size (width, height), as `--window-size` starts it.
+const WINDOW: (u32, u32) = (1280, 900);
+/// The tallest full-page screenshot; longer pages are cut there.
+const MAX_SHOT_HEIGHT: u32 = 6000;
 /// How many characters of the page source a failed wait shows.
 const SOURCE_EXCERPT: usize = 2000;
 
@@ -226,8 +230,34 @@ impl Chromium {
 
     /// Saves the viewport as `target/e2e-artifacts/<test>/<nn>-<name>.png` (nn counts this
     /// test's screenshots) and prints the path.
+    ///
+    /// The whole page, not only the viewport: the window is made as tall as the page for the
+    /// shot (up to [`MAX_SHOT_HEIGHT`]) and set back to [`WINDOW`] afterwards.
     pub async fn screenshot(&self, name: &str) -> Result<PathBuf, HarnessError> {
-        let png = self.client()?.screenshot().await.map_err(cmd_error)?;
+        let client = self.client()?;
+        let heights = client
+            .execute(
+                "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];",
+                vec![],
+            )
+            .await
+            .map_err(cmd_error)?;
+        let page = heights[0].as_u64().unwrap_or(u64::from(WINDOW.1));
+        let frame = heights[1].as_u64().unwrap_or(0);
+        let tall = u32::try_from(page + frame)
+            .unwrap_or(MAX_SHOT_HEIGHT)
+            .clamp(WINDOW.1, MAX_SHOT_HEIGHT);
+        client
+            .set_window_size(WINDOW.0, tall)
+            .await
+            .map_err(cmd_error)?;
+        let shot = client.screenshot().await.map_err(cmd_error);
+        let restored = client
+            .set_window_size(WINDOW.0, WINDOW.1)
+            .await
+            .map_err(cmd_error);
+        let png = shot?;
+        restored?;
         let n = self.shots.fetch_add(1, Ordering::Relaxed) + 1;
         let path = self.artifacts.join(format!("{n:02}-{name}.png"));
         std::fs::write(&path, png).map_err(|e| HarnessError::io(&path, e))?;
@@ -275,7 +305,7 @@ fn capabilities(binary: &str, profile: &Path) -> serde_json::Map<String, Value> 
         // /dev/shm is small in containers; Chromium crashes on large pages otherwise.
         "--disable-dev-shm-usage".to_owned(),
         format!("--user-data-dir={}", profile.display()),
-        "--window-size=1280,900".to_owned(),
+        format!("--window-size={},{}", WINDOW.0, WINDOW.1),
     ];
     let capabilities = json!({
         "browserName": "chrome",
