@@ -50,9 +50,18 @@ const STYLE: &str = include_str!("style.css");
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
-        .route("/ui/bind", post(bind))
-        .route("/ui/logout", post(logout))
+        .route("/ui/bind", post(bind).get(form_only))
+        .route("/ui/logout", post(logout).get(form_only))
         .route("/ui/style.css", get(style))
+}
+
+/// `GET` on a form's target (a bookmark, a reload of the address bar): a page, not JSON.
+async fn form_only(State(state): State<AppState>) -> Response {
+    let error = ApiError::bad_request(
+        "This address only takes the forms of the start page; go back to the start page and use them.",
+    )
+    .with_status(StatusCode::METHOD_NOT_ALLOWED);
+    respond(&state, Err(error))
 }
 
 /// `GET /ui/style.css`: the one stylesheet, cacheable for an hour.

@@ -452,3 +452,16 @@ fn the_result_page_shows_the_secret_the_request_as_yaml_and_the_next_steps() {
     );
     assert!(html.contains(r#"href="/?cluster_id=c1""#), "{html}");
 }
+
+#[tokio::test]
+async fn opening_a_forms_target_in_the_address_bar_is_a_page() {
+    let (app, _) = app();
+    for path in ["/ui/bind", "/ui/logout"] {
+        let answer = get(&app, path, None).await;
+        assert_error_page(
+            &answer,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only takes the forms of the start page",
+        );
+    }
+}
