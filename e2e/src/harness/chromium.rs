@@ -169,6 +169,11 @@ impl Chromium {
         Ok(text.unwrap_or_default())
     }
 
+    /// Where the element `css` selects is drawn: (x, y, width, height) in CSS pixels.
+    pub async fn rect(&self, css: &str) -> Result<(f64, f64, f64, f64), HarnessError> {
+        self.find(css).await?.rectangle().await.map_err(cmd_error)
+    }
+
     /// Types `value` into the input `css` selects, replacing what it held.
     pub async fn fill(&self, css: &str, value: &str) -> Result<(), HarnessError> {
         println!("chromium: fill {css} with {value:?}");

@@ -48,6 +48,7 @@ pub async fn log_in_from_the_login_page(chromium: &Chromium, user: &str) -> anyh
             .any(|(k, v)| k == "client_type" && v == "ui"),
         "a#login must ask for client_type=ui: {href}"
     );
+    assert_in_the_page_column(chromium, "main#login-page").await?;
     chromium.screenshot("login-page").await?;
 
     println!("step: follow the login link to the issuer's form");
@@ -67,6 +68,19 @@ pub async fn log_in_from_the_login_page(chromium: &Chromium, user: &str) -> anyh
     );
     chromium.screenshot("catalogue").await?;
     Ok(catalogue)
+}
+
+/// The page's `main` (`css`) is drawn inside the column of the site's header, centred in it: what
+/// only a browser that applies the stylesheet can tell (the narrow cards once sat flush left).
+pub async fn assert_in_the_page_column(chromium: &Chromium, css: &str) -> anyhow::Result<()> {
+    let (hx, _, hw, _) = chromium.rect("header.site").await?;
+    let (mx, _, mw, _) = chromium.rect(css).await?;
+    let (left, right) = (mx - hx, (hx + hw) - (mx + mw));
+    assert!(
+        left >= -1.0 && right >= -1.0 && (left - right).abs() <= 2.0,
+        "{css} at x={mx} width={mw} is not centred in header.site at x={hx} width={hw}"
+    );
+    Ok(())
 }
 
 /// The query of `url` as a map, asserting each key appears once.
@@ -238,6 +252,7 @@ pub async fn assert_a_refused_redirect(chromium: &Chromium, url: &Url) -> anyhow
         chromium.find("main#catalogue").await.is_err() && chromium.find("a#login").await.is_err(),
         "the error page offers no way on to a login"
     );
+    assert_in_the_page_column(chromium, "main#error").await?;
     chromium.screenshot("refused-redirect").await?;
     Ok(())
 }
