@@ -111,6 +111,14 @@ impl From<&Collection> for CollectionView {
     }
 }
 
+impl CataloguePage {
+    /// Whether a template a collection lists is on this page (a collection may name one that
+    /// does not exist, or not yet).
+    pub fn offers(&self, template: &str) -> bool {
+        self.templates.iter().any(|t| t.name == template)
+    }
+}
+
 /// Someone who is not logged in for this cluster.
 #[derive(Template)]
 #[template(path = "ui/login.html")]
@@ -229,7 +237,7 @@ mod tests {
             "all",
             serde_json::from_value::<CollectionSpec>(serde_json::json!({
                 "description": "<img src=x onerror=alert(2)>",
-                "templates": [{"name": "widgets"}],
+                "templates": [{"name": "widgets"}, {"name": "gone"}],
             }))
             .unwrap(),
         );
@@ -250,7 +258,14 @@ mod tests {
         );
         assert!(html.contains(r#"<section class="template" id="template-widgets""#));
         assert!(html.contains(r#"<section class="collection" id="collection-all""#));
-        assert!(html.contains(r##"href="#template-widgets""##));
+        assert!(
+            html.contains(r##"href="#template-widgets">widgets</a></li>"##),
+            "{html}"
+        );
+        assert!(
+            html.contains(r##"href="#template-gone">gone</a> (not offered in this cluster)</li>"##),
+            "{html}"
+        );
         assert!(
             html.contains(r#"<button type="submit" name="bind" value="widgets">Bind</button>"#)
         );

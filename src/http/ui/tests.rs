@@ -133,7 +133,7 @@ fn assert_error_page(answer: &Answer, status: StatusCode, sentence: &str) {
         "text/html; charset=utf-8"
     );
     assert!(
-        answer.body.contains(r#"<main id="error""#),
+        answer.body.contains(r#"<main id="error">"#),
         "{}",
         answer.body
     );
@@ -244,7 +244,7 @@ async fn the_login_link_comes_back_to_this_page_and_hands_on_the_cli_callback() 
         let answer = get(&app, page, cookie).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
         assert!(
-            answer.body.contains(r#"<main id="login-page""#),
+            answer.body.contains(r#"<main id="login-page">"#),
             "{}",
             answer.body
         );
