@@ -60,7 +60,7 @@ else
   cargo test --workspace --exclude kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
 fi
 
-step "test-only tools: redis-server (Debian), oidc-provider (npm ci, cached per lock file)"
+step "test-only tools: redis-server, chromium, chromium-driver (Debian), oidc-provider (npm ci, cached per lock file)"
 test_tools_install
 
 # The e2e tests of one binary share one control plane or kcp (started once, ~30 s), which needs

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Test-only tools the e2e tests start next to the test world: redis-server (Debian package) and
+# Test-only tools the e2e tests start next to the test world: redis-server, chromium and
+# chromium-driver (Debian packages; the browser tests drive chromium through chromedriver), and
 # an external OpenID provider (npm oidc-provider, hack/tools/oidc-provider: package.json and
 # package-lock.json committed, installed with `npm ci` into $KB_CACHE/oidc-provider/<lock hash>).
 # Requires log.sh. Sourced, never executed.
@@ -47,6 +48,22 @@ redis_install() {
   t=$(kb_now)
   apt_install redis-server
   log "redis-server installed in $(kb_elapsed "$t") s: $(redis-server --version | cut -d' ' -f1-3)"
+}
+
+# chromium_install: chromium and its WebDriver server from Debian, unless both are present.
+# chromium-driver is built from the same source package, so apt keeps the two at one version
+# (chromedriver refuses a browser of another major).
+chromium_install() {
+  local -a missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  if ((${#missing[@]} > 0)); then
+    local t
+    t=$(kb_now)
+    apt_install "${missing[@]}"
+    log "${missing[*]} installed in $(kb_elapsed "$t") s"
+  fi
+  log "$(chromium --version 2>/dev/null | head -1); $(chromedriver --version | cut -d' ' -f1-2)"
 }
 
 # node_install: node and npm (Debian's, when missing). oidc-provider 8 needs node >= 18.
@@ -102,6 +119,7 @@ oidc_provider_install() {
 # test_tools_install: everything the e2e tests start besides the test world.
 test_tools_install() {
   redis_install
+  chromium_install
   oidc_provider_install
   log "oidc-provider: $(oidc_provider_dir)"
 }

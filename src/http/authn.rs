@@ -31,25 +31,36 @@ impl FromRequestParts<AppState> for Authenticated {
             .clusters()
             .resolve(&params.cluster_id)
             .ok_or_else(|| ApiError::unknown_cluster(&params.cluster_id))?;
-        let session = session_of(auth, &parts.headers, cluster.id().as_str()).await?;
-        if !session.is_complete() {
-            return Err(ApiError::unauthenticated(
-                "Invalid session state: missing required fields",
-            ));
-        }
-        if session.is_expired(SystemTime::now()) {
-            return Err(ApiError::unauthenticated(EXPIRED));
-        }
-        if session.cluster_id != cluster.id().as_str() {
-            return Err(ApiError::forbidden(format!(
-                "this login is for cluster {:?}, not {:?}; log in again for this cluster \
-                 (kubectl bind login <url> --cluster <id>)",
-                session.cluster_id,
-                cluster.id().as_str()
-            )));
-        }
-        Ok(Self { session, cluster })
+        authenticate(auth, &parts.headers, cluster).await
     }
+}
+
+/// The one session check of every authenticated route, the API's and the UI's: a valid bearer
+/// token or UI cookie for `cluster`, complete, unexpired and still kept by the store. A caller
+/// that is simply not logged in gets a 401 (403 for a login to another cluster).
+pub(super) async fn authenticate(
+    auth: &Auth,
+    headers: &HeaderMap,
+    cluster: Cluster,
+) -> Result<Authenticated, ApiError> {
+    let session = session_of(auth, headers, cluster.id().as_str()).await?;
+    if !session.is_complete() {
+        return Err(ApiError::unauthenticated(
+            "Invalid session state: missing required fields",
+        ));
+    }
+    if session.is_expired(SystemTime::now()) {
+        return Err(ApiError::unauthenticated(EXPIRED));
+    }
+    if session.cluster_id != cluster.id().as_str() {
+        return Err(ApiError::forbidden(format!(
+            "this login is for cluster {:?}, not {:?}; log in again for this cluster \
+             (kubectl bind login <url> --cluster <id>)",
+            session.cluster_id,
+            cluster.id().as_str()
+        )));
+    }
+    Ok(Authenticated { session, cluster })
 }
 
 async fn session_of(

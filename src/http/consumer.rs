@@ -53,6 +53,27 @@ pub(super) async fn bind(
     body: Body,
 ) -> Result<Response, ApiError> {
     let request = read_bind_request(body).await?;
+    let bound = bind_template(&state, &login, request).await?;
+    Ok(no_cache(Json(bound.response).into_response()))
+}
+
+/// What a bind made: the response the consumer gets, and where the provider keeps its
+/// kubeconfig (the UI shows it; `/api/bind` answers with `response` only).
+pub(super) struct Bound {
+    pub response: BindingResponse,
+    /// The consumer's cluster namespace in the provider.
+    pub namespace: String,
+    /// The Secret in `namespace` holding the kubeconfig.
+    pub secret_name: String,
+}
+
+/// The bind behind `/api/bind` and the UI's `/ui/bind`: fetch the template, provision the
+/// consumer's access, and build the export request from the template.
+pub(super) async fn bind_template(
+    state: &AppState,
+    login: &Authenticated,
+    request: BindableResourcesRequest,
+) -> Result<Bound, ApiError> {
     let name = request.metadata.name.clone().unwrap_or_default();
     let template = Api::<APIServiceExportTemplate>::all(login.cluster.client())
         .get(&request.template_ref.name)
@@ -89,7 +110,11 @@ pub(super) async fn bind(
         provisioned.kubeconfig,
         vec![export_request],
     );
-    Ok(no_cache(Json(response).into_response()))
+    Ok(Bound {
+        response,
+        namespace: provisioned.namespace,
+        secret_name: provisioned.secret_name,
+    })
 }
 
 async fn read_bind_request(body: Body) -> Result<BindableResourcesRequest, ApiError> {

@@ -281,7 +281,7 @@ async fn finish_login(
             .forwarded_query();
             if !forwarded.is_empty() {
                 let joined = match target.query() {
-                    Some(existing) if !existing.is_empty() => format!("{existing}&{forwarded}"),
+                    Some(existing) if !existing.is_empty() => joined_query(existing, &forwarded),
                     _ => forwarded,
                 };
                 target.set_query(Some(&joined));
@@ -294,6 +294,29 @@ async fn finish_login(
     }
 }
 
+/// `existing` with `forwarded` appended; a key of `forwarded` replaces the same key in `existing`,
+/// so a UI page that sent its own query as `redirect_url` gets each parameter back once.
+fn joined_query(existing: &str, forwarded: &str) -> String {
+    let replaced: Vec<String> = form_urlencoded::parse(forwarded.as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    // Raw pairs are kept as they were encoded; only their decoded key is compared.
+    let kept: Vec<&str> = existing
+        .split('&')
+        .filter(
+            |pair| match form_urlencoded::parse(pair.as_bytes()).next() {
+                Some((key, _)) => !replaced.iter().any(|r| *r == key),
+                None => false,
+            },
+        )
+        .collect();
+    if kept.is_empty() {
+        forwarded.to_owned()
+    } else {
+        format!("{}&{forwarded}", kept.join("&"))
+    }
+}
+
 /// `POST /api/logout[?cluster_id=…]`: clears the UI cookie and, where sessions are kept
 /// server-side, ends the session (upstream only clears the cookie).
 pub(super) async fn logout(
@@ -303,14 +326,29 @@ pub(super) async fn logout(
 ) -> Result<Response, ApiError> {
     let auth = state.auth()?;
     let params = QueryParams::from_query(query.as_deref());
+    let clear = end_session(&state, auth, &headers, &params.cluster_id).await?;
+    let mut response = (StatusCode::OK, "logged out").into_response();
+    append_cookie(&mut response, clear);
+    Ok(super::routes::no_cache(response))
+}
+
+/// Ends the sessions the request carries for `cluster_id` (its UI cookie, its bearer token) where
+/// the store keeps them, and returns the cookie that clears the UI cookie: the logout of the API
+/// and of the UI.
+pub(super) async fn end_session(
+    state: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+    cluster_id: &str,
+) -> Result<Cookie<'static>, ApiError> {
     let cluster_id = state
         .clusters()
-        .resolve(&params.cluster_id)
+        .resolve(cluster_id)
         .map(|c| c.id().as_str().to_owned())
-        .unwrap_or(params.cluster_id);
+        .unwrap_or_else(|| cluster_id.to_owned());
     let name = session_cookie_name(&cluster_id);
-    let from_cookie = cookie_value(&headers, &name).and_then(|v| auth.open_session(&name, &v));
-    let from_token = super::authn::bearer_token(&headers)
+    let from_cookie = cookie_value(headers, &name).and_then(|v| auth.open_session(&name, &v));
+    let from_token = super::authn::bearer_token(headers)
         .and_then(|t| auth.tokens.verify(t).ok())
         .map(|claims| claims.sid);
     for sid in from_cookie.map(|s| s.sid).into_iter().chain(from_token) {
@@ -319,9 +357,7 @@ pub(super) async fn logout(
     if let Some(active) = auth.store.active() {
         state.metrics().set_active_sessions(active);
     }
-    let mut response = (StatusCode::OK, "logged out").into_response();
-    append_cookie(&mut response, removal(&state, &name, "/"));
-    Ok(super::routes::no_cache(response))
+    Ok(removal(state, &name, "/"))
 }
 
 fn cookie<'c>(
@@ -345,7 +381,10 @@ fn removal(state: &AppState, name: &str, path: &'static str) -> Cookie<'static> 
         .build()
 }
 
-fn redirect_with_cookies<const N: usize>(target: &str, cookies: [Cookie<'_>; N]) -> Response {
+pub(super) fn redirect_with_cookies<const N: usize>(
+    target: &str,
+    cookies: [Cookie<'_>; N],
+) -> Response {
     let mut response = Redirect::to(target).into_response();
     // Found (302), as upstream; axum's `to` is 303.
     *response.status_mut() = StatusCode::FOUND;
@@ -355,7 +394,7 @@ fn redirect_with_cookies<const N: usize>(target: &str, cookies: [Cookie<'_>; N])
     response
 }
 
-fn append_cookie(response: &mut Response, cookie: Cookie<'_>) {
+pub(super) fn append_cookie(response: &mut Response, cookie: Cookie<'_>) {
     if let Ok(value) = cookie.encoded().to_string().parse() {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -371,4 +410,27 @@ pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(Result::ok)
         .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::joined_query;
+
+    #[test]
+    fn forwarded_parameters_replace_the_pages_own() {
+        let forwarded = "cluster_id=c1&redirect_url=http%3A%2F%2F127.0.0.1%3A1%2Fcb&session_id=s1";
+        assert_eq!(
+            joined_query(
+                "session_id=s1&redirect_url=http://127.0.0.1:1/cb&cluster_id=c1&tab=x",
+                forwarded
+            ),
+            format!("tab=x&{forwarded}")
+        );
+        assert_eq!(joined_query("cluster_id=old", forwarded), forwarded);
+        assert_eq!(
+            joined_query("a=1&&b", "c=2"),
+            "a=1&b&c=2",
+            "empty pairs are dropped, bare keys kept"
+        );
+    }
 }

@@ -10,6 +10,7 @@ mod observe;
 mod params;
 mod rate_limit;
 mod routes;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use kube_bind_apis::wire::{BindingProvider, bindable_resources};
 
 use super::error::ApiError;
 use super::params::QueryParams;
-use super::{AppState, consumer, login, observe, rate_limit};
+use super::{AppState, consumer, login, observe, rate_limit, ui};
 use crate::metrics::MetricsRegistry;
 
 /// Builds the router over `state`; with `metrics`, `/metrics` is served too.
@@ -38,6 +38,7 @@ pub fn router(state: AppState, metrics: Option<MetricsRegistry>) -> Router {
         .route("/readyz", get(readyz))
         .route("/exports", get(exports_redirect))
         .nest("/api", api)
+        .merge(ui::routes())
         .method_not_allowed_fallback(method_not_allowed);
     if let Some(issuer) = state.embedded_issuer() {
         router = router.nest_service(

@@ -211,7 +211,14 @@ impl Page {
     /// would send (named inputs with their values, hidden ones included; checked checkboxes and
     /// radios only; each select's selected option; textareas; named buttons with a value).
     pub fn form(&self) -> Option<Form> {
-        parse_form(&self.url, &self.body)
+        parse_form(&self.url, &self.body, "form")
+    }
+
+    /// The first form matching the CSS selector `css` (e.g. `#template-widgets form`), read as
+    /// [`Page::form`] reads one; `None` when nothing matches or `css` is not a selector.
+    pub fn form_matching(&self, css: &str) -> Option<Form> {
+        scraper::Selector::parse(css).ok()?;
+        parse_form(&self.url, &self.body, css)
     }
 }
 
@@ -255,9 +262,11 @@ fn selector(css: &str) -> scraper::Selector {
     scraper::Selector::parse(css).unwrap_or_else(|e| panic!("selector {css:?}: {e}"))
 }
 
-fn parse_form(page: &Url, html: &str) -> Option<Form> {
+fn parse_form(page: &Url, html: &str, css: &str) -> Option<Form> {
     let document = scraper::Html::parse_document(html);
-    let form = document.select(&selector("form")).next()?;
+    let form = document
+        .select(&selector(css))
+        .find(|element| element.value().name() == "form")?;
     let action = match form.value().attr("action").map(str::trim) {
         None | Some("") => page.clone(),
         Some(action) => page.join(action).ok()?,

@@ -25,6 +25,8 @@ pub mod accounts;
 pub mod apply;
 pub mod browser;
 pub mod child;
+pub mod chromium;
+pub mod cli_callback;
 pub mod env;
 pub mod idp;
 mod kcp_mode;

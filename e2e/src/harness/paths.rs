@@ -1,4 +1,5 @@
-//! Where the harness finds the repository and keeps logs: `target/e2e-logs/<test binary>/`.
+//! Where the harness finds the repository and keeps logs (`target/e2e-logs/<test binary>/`) and
+//! what tests leave for people to look at (`target/e2e-artifacts/<test>/`).
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,13 @@ pub fn log_dir() -> PathBuf {
         None => test_binary_name(),
     };
     target_dir().join("e2e-logs").join(name)
+}
+
+/// `target/e2e-artifacts/<test>/`: what a test leaves to be looked at (the browser's screenshots),
+/// next to `target/e2e-logs` and found the same way. One directory per test, not per binary, so
+/// a test's pictures are never mixed with another's.
+pub fn artifact_dir(test: &str) -> PathBuf {
+    target_dir().join("e2e-artifacts").join(test)
 }
 
 /// The machine's cache of built and installed tools (`hack/lib/build.sh`, `hack/lib/tools.sh`):
