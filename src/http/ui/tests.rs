@@ -238,9 +238,18 @@ async fn the_login_link_comes_back_to_this_page_and_hands_on_the_cli_callback() 
     let (app, sealer) = app();
     let page =
         "/?session_id=s1&redirect_url=http%3A%2F%2F127.0.0.1%3A5000%2Fcallback&cluster_id=c1";
-    // No cookie, and a cookie for another cluster, both need a login for c1.
+    // No cookie, a cookie for another cluster, and an expired session all need a login for c1.
     let (_, other) = logged_in(&sealer, "c2");
-    for cookie in [None, Some(other.as_str())] {
+    let (mut session, _) = logged_in(&sealer, "c1");
+    session.expires_at = session.created_at;
+    let name = session_cookie_name("c1");
+    let stale = format!(
+        "{name}={}",
+        sealer
+            .seal_json(&name, &session, SystemTime::now() + Duration::from_secs(60))
+            .unwrap()
+    );
+    for cookie in [None, Some(other.as_str()), Some(stale.as_str())] {
         let answer = get(&app, page, cookie).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
         assert!(
@@ -464,4 +473,17 @@ async fn opening_a_forms_target_in_the_address_bar_is_a_page() {
             "only takes the forms of the start page",
         );
     }
+}
+
+#[tokio::test]
+async fn an_oversized_form_is_a_413_page() {
+    let (app, sealer) = app();
+    let (_, cookie) = logged_in(&sealer, "c1");
+    let big = "x".repeat(super::FORM_BODY_LIMIT);
+    let answer = post_form(&app, "/ui/bind", &cookie, &[("template", &big)]).await;
+    assert_error_page(
+        &answer,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "submit the page&#39;s own form",
+    );
 }
