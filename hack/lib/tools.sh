@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Test-only tools the e2e tests start next to the test world: redis-server (Debian package) and
-# an external OpenID provider (npm oidc-provider, hack/tools/oidc-provider: package.json and
+# Tools started next to the test world: redis-server and haproxy (Debian packages; the
+# quickstart's --replicas 2 uses both too) and, for the e2e tests only, an external OpenID provider (npm oidc-provider, hack/tools/oidc-provider: package.json and
 # package-lock.json committed, installed with `npm ci` into $KB_CACHE/oidc-provider/<lock hash>).
 # Requires log.sh. Sourced, never executed.
 
@@ -47,6 +47,18 @@ redis_install() {
   t=$(kb_now)
   apt_install redis-server
   log "redis-server installed in $(kb_elapsed "$t") s: $(redis-server --version | cut -d' ' -f1-3)"
+}
+
+# ensure_haproxy: haproxy from Debian, unless one is on PATH (the front of two backend replicas).
+ensure_haproxy() {
+  if command -v haproxy >/dev/null; then
+    log "haproxy: $(haproxy -v | head -n 1 | cut -d' ' -f1-3)"
+    return 0
+  fi
+  local t
+  t=$(kb_now)
+  apt_install haproxy
+  log "haproxy installed in $(kb_elapsed "$t") s: $(haproxy -v | head -n 1 | cut -d' ' -f1-3)"
 }
 
 # node_install: node and npm (Debian's, when missing). oidc-provider 8 needs node >= 18.
@@ -102,6 +114,7 @@ oidc_provider_install() {
 # test_tools_install: everything the e2e tests start besides the test world.
 test_tools_install() {
   redis_install
+  ensure_haproxy
   oidc_provider_install
   log "oidc-provider: $(oidc_provider_dir)"
 }

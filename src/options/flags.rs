@@ -196,6 +196,12 @@ pub struct Flags {
     #[arg(long, value_name = "N", default_value = "40")]
     pub auth_rate_burst: String,
 
+    /// Proxies (comma-separated IPs or CIDRs, e.g. 127.0.0.1,10.0.0.0/8) in front of the backend:
+    /// for a request from one of them the login rate limit counts the client named in
+    /// X-Forwarded-For (its rightmost address that is not itself a trusted proxy). Default: none.
+    #[arg(long, value_name = "ADDRESSES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
     /// Log format: text or json.
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub log_format: String,
