@@ -113,19 +113,25 @@ pub struct Flags {
     #[arg(long, value_name = "PATH", default_value = "")]
     pub oidc_ca_file: String,
 
-    /// Cookie signing key, base64 of 32 or 64 bytes. Default: random at start.
+    /// Cookie signing key, base64 of 32 or 64 bytes (or from the environment, out of `ps`'s sight).
+    /// Default: random at start.
     #[arg(
         long,
         value_name = "BASE64",
+        env = "KUBE_BIND_COOKIE_SIGNING_KEY",
+        hide_env_values = true,
         default_value = "",
         hide_default_value = true
     )]
     pub cookie_signing_key: String,
 
-    /// Cookie encryption key, base64 of 16, 24 or 32 bytes (AES). Default: random at start.
+    /// Cookie encryption key, base64 of 16, 24 or 32 bytes (AES), or from the environment.
+    /// Default: random at start.
     #[arg(
         long,
         value_name = "BASE64",
+        env = "KUBE_BIND_COOKIE_ENCRYPTION_KEY",
+        hide_env_values = true,
         default_value = "",
         hide_default_value = true
     )]
