@@ -31,8 +31,8 @@ usage: hack/quickstart.sh [--kcp [--shards N]] [--replicas N] [--session-store S
   down       stop everything a quickstart started and remove .local/env
 
 Once everything answers it writes .local/env (source it): BACKEND_URL (with --replicas 2 the
-front), BACKEND_KUBECONFIG,
-PROVIDER_KUBECONFIGS, PROVIDER_CLUSTER_IDS, CONSUMER_KUBECONFIG and, with --kcp, KCP_BASE_URL.
+front), BACKEND_KUBECONFIG, PROVIDER_KUBECONFIGS, PROVIDER_CLUSTER_IDS, CONSUMER_KUBECONFIG and,
+with --kcp, KCP_BASE_URL.
 .local/setup.json describes the setup (with --kcp: each workspace's logical cluster and shard,
 each shard's URL and labels, and the pid of every kcp process). Running it again while it is up
 reuses what runs and prints the env again. Logs: .local/logs/ (backend.log, or backend-1.log,

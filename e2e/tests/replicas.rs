@@ -231,7 +231,7 @@ async fn replica_process(
 
 /// The pid in a Lease holder identity (`<host>_<pid>_<start>`, `runtime::leader::identity`).
 fn pid_of_holder(holder: &str) -> Option<u32> {
-    holder.rsplitn(3, '_').nth(1)?.parse().ok()
+    holder.rsplit('_').nth(1)?.parse().ok()
 }
 
 async fn holder(leases: &Api<Lease>, name: &str) -> anyhow::Result<Option<String>> {
