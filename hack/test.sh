@@ -60,7 +60,7 @@ else
   cargo test --workspace --exclude kube-bind-e2e --locked --no-fail-fast "${runner_args[@]}"
 fi
 
-step "test-only tools: redis-server, chromium, chromium-driver (Debian), oidc-provider (npm ci, cached per lock file)"
+step "test-only tools: redis-server, haproxy, chromium, chromium-driver (Debian), oidc-provider (npm ci, cached per lock file)"
 test_tools_install
 
 # The e2e tests of one binary share one control plane or kcp (started once, ~30 s), which needs
@@ -111,7 +111,7 @@ login_and_bind() {
 }
 
 quickstart_smoke() (
-  local dir=$PWD/target/quickstart-smoke t0=$SECONDS url lines ns pid id i cmdline
+  local dir=$PWD/target/quickstart-smoke t0=$SECONDS t1 url lines ns pid id i cmdline
   local -a kubeconfigs ids pids=()
   export QUICKSTART_DIR=$dir QUICKSTART_PROFILE=${QUICKSTART_PROFILE:-dev}
   trap 'hack/quickstart.sh down' EXIT
@@ -147,6 +147,16 @@ quickstart_smoke() (
       fail "GET $BACKEND_URL/api/exports?cluster_id=$id is not 200"
   done
   login_and_bind "${ids[0]}"
+  # Run again as two replicas behind haproxy: kcp and its workspaces are reused, the backend is
+  # replaced by backend-1, backend-2 and haproxy; the same login and bind through the front.
+  t1=$SECONDS
+  hack/quickstart.sh --kcp --replicas 2 --session-store cookie --detach
+  # shellcheck source=/dev/null
+  source "$dir/env"
+  [[ $BACKEND_URL == "http://127.0.0.1:$(cat "$dir/backend-port")" ]] || fail "BACKEND_URL $BACKEND_URL is not the front"
+  grep -q '^haproxy ' "$dir/pids" || fail "no haproxy in $dir/pids"
+  login_and_bind "${ids[1]}"
+  echo "two replicas behind haproxy: login and bind through the front ok ($((SECONDS - t1)) s)"
   # Everything the quickstart started, then nothing of it after down.
   while read -r _ pid; do pids+=("$pid"); done < <(cat "$dir/pids" "$dir/kcp/pids")
   trap - EXIT

@@ -196,7 +196,10 @@ pub async fn start(
     .with_login(http::Login {
         auth: login.auth,
         provisioner,
-        rate_limit: http::LoginRateLimit::new(options.auth_rate_limit),
+        rate_limit: http::LoginRateLimit::new(
+            options.auth_rate_limit,
+            options.trusted_proxies.clone(),
+        ),
         embedded_issuer: login.embedded_issuer,
     });
     let address = server.local_addr();

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Test-only tools the e2e tests start next to the test world: redis-server, chromium and
-# chromium-driver (Debian packages; the browser tests drive chromium through chromedriver), and
-# an external OpenID provider (npm oidc-provider, hack/tools/oidc-provider: package.json and
+# Tools started next to the test world: redis-server and haproxy (Debian packages; the
+# quickstart's --replicas 2 uses both too), chromium and chromium-driver (Debian; the browser
+# tests drive chromium through chromedriver) and, for the e2e tests only, an external OpenID
+# provider (npm oidc-provider, hack/tools/oidc-provider: package.json and
 # package-lock.json committed, installed with `npm ci` into $KB_CACHE/oidc-provider/<lock hash>).
 # Requires log.sh. Sourced, never executed.
 
@@ -66,6 +67,18 @@ chromium_install() {
   log "$(chromium --version 2>/dev/null | head -1); $(chromedriver --version | cut -d' ' -f1-2)"
 }
 
+# ensure_haproxy: haproxy from Debian, unless one is on PATH (the front of two backend replicas).
+ensure_haproxy() {
+  if command -v haproxy >/dev/null; then
+    log "haproxy: $(haproxy -v | head -n 1 | cut -d' ' -f1-3)"
+    return 0
+  fi
+  local t
+  t=$(kb_now)
+  apt_install haproxy
+  log "haproxy installed in $(kb_elapsed "$t") s: $(haproxy -v | head -n 1 | cut -d' ' -f1-3)"
+}
+
 # node_install: node and npm (Debian's, when missing). oidc-provider 8 needs node >= 18.
 node_install() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -120,6 +133,7 @@ oidc_provider_install() {
 test_tools_install() {
   redis_install
   chromium_install
+  ensure_haproxy
   oidc_provider_install
   log "oidc-provider: $(oidc_provider_dir)"
 }

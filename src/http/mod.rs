@@ -3,6 +3,7 @@
 //! Handlers read shared state (engaged clusters, caches); they never reconcile.
 
 mod authn;
+mod client_ip;
 mod consumer;
 mod error;
 mod login;

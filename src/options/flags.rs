@@ -113,19 +113,25 @@ pub struct Flags {
     #[arg(long, value_name = "PATH", default_value = "")]
     pub oidc_ca_file: String,
 
-    /// Cookie signing key, base64 of 32 or 64 bytes. Default: random at start.
+    /// Cookie signing key, base64 of 32 or 64 bytes (or from the environment, out of `ps`'s sight).
+    /// Default: random at start.
     #[arg(
         long,
         value_name = "BASE64",
+        env = "KUBE_BIND_COOKIE_SIGNING_KEY",
+        hide_env_values = true,
         default_value = "",
         hide_default_value = true
     )]
     pub cookie_signing_key: String,
 
-    /// Cookie encryption key, base64 of 16, 24 or 32 bytes (AES). Default: random at start.
+    /// Cookie encryption key, base64 of 16, 24 or 32 bytes (AES), or from the environment.
+    /// Default: random at start.
     #[arg(
         long,
         value_name = "BASE64",
+        env = "KUBE_BIND_COOKIE_ENCRYPTION_KEY",
+        hide_env_values = true,
         default_value = "",
         hide_default_value = true
     )]
@@ -195,6 +201,12 @@ pub struct Flags {
     /// Login routes: burst of requests per client IP above the rate.
     #[arg(long, value_name = "N", default_value = "40")]
     pub auth_rate_burst: String,
+
+    /// Proxies (comma-separated IPs or CIDRs, e.g. 127.0.0.1,10.0.0.0/8) in front of the backend:
+    /// for a request from one of them the login rate limit counts the client named in
+    /// X-Forwarded-For (its rightmost address that is not itself a trusted proxy). Default: none.
+    #[arg(long, value_name = "ADDRESSES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 
     /// Log format: text or json.
     #[arg(long, value_name = "FORMAT", default_value = "text")]

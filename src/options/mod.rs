@@ -5,6 +5,7 @@
 
 mod duration;
 mod flags;
+mod proxies;
 mod validate;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 pub use duration::{format_go_duration, parse_go_duration};
 pub use flags::Flags;
+pub use proxies::{IpBlock, TrustedProxies};
 pub use validate::{EMBEDDED_CLIENT_ID, EMBEDDED_CLIENT_SECRET, FlagError, InvalidFlags};
 
 /// Which multicluster provider yields the logical clusters.
@@ -172,6 +174,8 @@ pub struct Options {
     pub jwt_signing_key_file: Option<PathBuf>,
     pub allowed_redirect_hosts: Vec<String>,
     pub auth_rate_limit: RateLimit,
+    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    pub trusted_proxies: TrustedProxies,
     pub log_format: LogFormat,
     /// Deprecation and "ignored flag" notices, logged once logging is set up.
     pub warnings: Vec<String>,

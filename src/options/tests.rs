@@ -199,6 +199,36 @@ fn auth_rate_limit_is_a_count_and_zero_disables_it() {
 }
 
 #[test]
+fn trusted_proxies_are_ips_or_cidrs_and_none_by_default() {
+    assert!(parse(&[]).unwrap().trusted_proxies.is_empty());
+    let opts = parse(&[
+        "--trusted-proxies=127.0.0.1,10.0.0.0/8",
+        "--trusted-proxies",
+        "fd00::/8",
+    ])
+    .unwrap();
+    for (ip, want) in [
+        ("127.0.0.1", true),
+        ("10.9.9.9", true),
+        ("fd00::5", true),
+        ("127.0.0.2", false),
+    ] {
+        assert_eq!(
+            opts.trusted_proxies.contains(ip.parse().unwrap()),
+            want,
+            "{ip}"
+        );
+    }
+    let invalid = refused(&["--trusted-proxies=127.0.0.1,proxy.local,10.0.0.0/40"]);
+    assert_eq!(invalid.flags(), ["trusted-proxies"]);
+    let message = invalid.to_string();
+    assert!(
+        message.contains("\"proxy.local\"") && message.contains("\"10.0.0.0/40\""),
+        "{message}"
+    );
+}
+
+#[test]
 fn good_cookie_keys_and_files_are_accepted() {
     let mut ca = tempfile();
     ca.1.write_all(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
@@ -301,6 +331,7 @@ fn help_lists_every_flag() {
         "--metrics-bind-address",
         "--jwt-signing-key-file",
         "--allowed-redirect-hosts",
+        "--trusted-proxies",
         "--log-format",
         "--version",
     ] {

@@ -10,7 +10,8 @@ use base64::Engine as _;
 use super::flags::{Flags, PROVIDER_VALUES};
 use super::{
     ConsumerScope, CookieKeys, Isolation, LeaderElection, LogFormat, MetricsEndpoint, Oidc,
-    Options, ProviderKind, RateLimit, SchemaSource, SessionStore, TlsFiles, parse_go_duration,
+    Options, ProviderKind, RateLimit, SchemaSource, SessionStore, TlsFiles, TrustedProxies,
+    parse_go_duration,
 };
 
 /// Where a pod finds its own namespace.
@@ -222,6 +223,11 @@ impl Flags {
                 std::num::NonZeroU32::MIN,
             ),
         };
+        let trusted_proxies = c.check(
+            "trusted-proxies",
+            TrustedProxies::parse(&self.trusted_proxies),
+            TrustedProxies::default(),
+        );
         let log_format = c.check(
             "log-format",
             log_format(
@@ -259,6 +265,7 @@ impl Flags {
             jwt_signing_key_file,
             allowed_redirect_hosts,
             auth_rate_limit,
+            trusted_proxies,
             log_format,
             warnings,
         })

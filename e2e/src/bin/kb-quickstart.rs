@@ -71,6 +71,11 @@ enum Command {
         backend_log: PathBuf,
         #[arg(long)]
         env: PathBuf,
+        /// A replica behind the front that --backend-url names (`--replicas 2`), as URL,PID,LOG:
+        /// each is waited for on its own URL before the front; --backend-pid/--backend-log are
+        /// then the front's.
+        #[arg(long = "replica", value_name = "URL,PID,LOG")]
+        replicas: Vec<String>,
         /// Seconds all checks together may take.
         #[arg(long, default_value_t = 180)]
         timeout: u64,
@@ -133,8 +138,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             backend_pid,
             backend_log,
             env,
+            replicas,
             timeout,
         } => {
+            let replicas = replicas
+                .iter()
+                .map(|r| parse_replica(r))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let text = std::fs::read_to_string(&setup)
                 .with_context(|| format!("reading {}", setup.display()))?;
             let setup: Setup = serde_json::from_str(&text)
@@ -149,6 +159,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| p.cluster_id.clone())
                 .collect();
+            for (i, replica) in replicas.iter().enumerate() {
+                say(format!("replica {}: {}", i + 1, replica.url));
+                ready::wait(replica, &ids, Duration::from_secs(timeout)).await?;
+            }
+            if !replicas.is_empty() {
+                say(format!("front: {}", backend.url));
+            }
             ready::wait(&backend, &ids, Duration::from_secs(timeout)).await?;
             let vars = report::env_vars(&setup, &backend.url);
             report::write_atomically(&env, &report::env_file(&vars))
@@ -158,6 +175,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "{}",
                 report::summary(&setup, &backend.url, &env, &backend.log, login)
             );
+            for (i, replica) in replicas.iter().enumerate() {
+                println!(
+                    "replica {}: {} (pid {}), behind {}; log {}",
+                    i + 1,
+                    replica.url,
+                    replica.pid,
+                    backend.url,
+                    replica.log.display()
+                );
+            }
             Ok(())
         }
         Command::FreePort { prefer } => {
@@ -171,6 +198,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `URL,PID,LOG` of `ready --replica`.
+fn parse_replica(text: &str) -> anyhow::Result<Backend> {
+    let mut parts = text.splitn(3, ',');
+    let (Some(url), Some(pid), Some(log)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!(
+            "--replica {text:?} is not URL,PID,LOG; pass e.g. http://127.0.0.1:8081,4242,backend-1.log"
+        );
+    };
+    let pid = pid
+        .parse()
+        .with_context(|| format!("--replica {text:?}: {pid:?} is not a pid; pass URL,PID,LOG"))?;
+    Ok(Backend {
+        url: url.to_owned(),
+        pid,
+        log: PathBuf::from(log),
+    })
 }
 
 fn examples_dir(dir: Option<PathBuf>) -> Examples {

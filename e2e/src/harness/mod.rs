@@ -23,11 +23,14 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod backend_process;
 pub mod browser;
 pub mod child;
 pub mod chromium;
 pub mod cli_callback;
+pub mod cli_flow;
 pub mod env;
+pub mod haproxy;
 pub mod idp;
 mod kcp_mode;
 pub mod kubectl;
