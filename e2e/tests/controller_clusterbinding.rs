@@ -18,6 +18,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use kube_bind_apis::ClusterBinding;
 use kube_bind_apis::conditions::{self, Condition, ConditionSeverity, ConditionStatus};
+use kube_bind_e2e::harness::fixtures::provisioned_cluster_namespace;
 use kube_bind_e2e::harness::{Check, Env, Workspace, apply, wait_for};
 use kube_bind_e2e::konnector::Konnector;
 use serde_json::json;
@@ -48,21 +49,7 @@ fn export_and_schema(ns: &str, plural: &str) -> [serde_json::Value; 2] {
 /// A cluster namespace as bind-time provisioning leaves it (kubeconfig Secret, ClusterBinding
 /// `cluster`) with one export of `cowboys` and its BoundSchema. Returns its name.
 async fn given_a_bound_cluster_namespace(env: &Env, plain: &Workspace) -> anyhow::Result<String> {
-    let client = plain.client().await?;
-    let ns = env.test_namespace(plain, "cluster").await?;
-    let objects = [
-        json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "kubeconfig", "namespace": ns},
-            "stringData": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "ClusterBinding",
-            "metadata": {"name": "cluster", "namespace": ns},
-            "spec": {"kubeconfigSecretRef": {"name": "kubeconfig", "key": "kubeconfig"},
-                     "providerPrettyName": "Wild West"}}),
-    ];
-    for object in objects.iter().chain(&export_and_schema(&ns, "cowboys")) {
-        apply::apply(&client, object).await?;
-    }
-    Ok(ns)
+    Ok(provisioned_cluster_namespace(env, plain, |ns| export_and_schema(ns, "cowboys")).await?)
 }
 
 /// Waits until the ClusterBinding's `type_` condition satisfies `want`; returns it.

@@ -14,9 +14,10 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{Api, DeleteParams, ListParams};
 use kube_bind_apis::conditions::{self, ConditionStatus};
 use kube_bind_apis::{APIServiceNamespace, ClusterBinding};
+use kube_bind_e2e::harness::fixtures::provisioned_cluster_namespace;
 use kube_bind_e2e::harness::topology::{bind, kube_bind_binding, setup_kube_bind};
 use kube_bind_e2e::harness::wait::binding_bound;
-use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
+use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, wait_for};
 use kube_bind_e2e::konnector::Konnector;
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -32,32 +33,23 @@ async fn given_a_claimed_cluster_namespace(
     provider: &Workspace,
     scope: &str,
 ) -> anyhow::Result<String> {
-    let client = provider.client().await?;
-    let ns = env.test_namespace(provider, "cluster").await?;
-    let objects = [
-        json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "kubeconfig", "namespace": ns},
-            "stringData": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "ClusterBinding",
-            "metadata": {"name": "cluster", "namespace": ns},
-            "spec": {"kubeconfigSecretRef": {"name": "kubeconfig", "key": "kubeconfig"},
-                     "providerPrettyName": "Wild West"}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "BoundSchema",
-            "metadata": {"name": "cowboys.wildwest.dev", "namespace": ns},
-            "spec": {"informerScope": scope, "group": "wildwest.dev", "scope": "Namespaced",
-                     "names": {"plural": "cowboys", "kind": "Cowboy"},
-                     "versions": [{"name": "v1alpha1", "served": true, "storage": true,
-                                   "schema": {"openAPIV3Schema": {"type": "object"}}}]}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "APIServiceExport",
-            "metadata": {"name": "cowboys", "namespace": ns},
-            "spec": {"resources": [{"group": "wildwest.dev", "resource": "cowboys", "versions": ["v1alpha1"]}],
-                     "permissionClaims": [{"group": "", "resource": "configmaps", "selector": {}}],
-                     "informerScope": scope}}),
-    ];
-    for object in &objects {
-        apply::apply(&client, object).await?;
-    }
-    Konnector::new(client, &ns)
+    let ns = provisioned_cluster_namespace(env, provider, |ns| {
+        vec![
+            json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "BoundSchema",
+                "metadata": {"name": "cowboys.wildwest.dev", "namespace": ns},
+                "spec": {"informerScope": scope, "group": "wildwest.dev", "scope": "Namespaced",
+                         "names": {"plural": "cowboys", "kind": "Cowboy"},
+                         "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                                       "schema": {"openAPIV3Schema": {"type": "object"}}}]}}),
+            json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "APIServiceExport",
+                "metadata": {"name": "cowboys", "namespace": ns},
+                "spec": {"resources": [{"group": "wildwest.dev", "resource": "cowboys", "versions": ["v1alpha1"]}],
+                         "permissionClaims": [{"group": "", "resource": "configmaps", "selector": {}}],
+                         "informerScope": scope}}),
+        ]
+    })
+    .await?;
+    Konnector::new(provider.client().await?, &ns)
         .claim_namespace("cowboys", "default")
         .await?;
     Ok(ns)
@@ -273,18 +265,7 @@ async fn a_rejected_rbac_claim_is_a_condition_until_it_is_accepted() -> anyhow::
     binding_bound(&client, &provider.path, "kube-bind.io", env.patience()).await?;
     let backend = Backend::start_kcp(&topology, "namespaced").await?;
 
-    let ns = env.test_namespace(provider, "cluster").await?;
-    for object in [
-        json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "kubeconfig", "namespace": ns},
-            "stringData": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "ClusterBinding",
-            "metadata": {"name": "cluster", "namespace": ns},
-            "spec": {"kubeconfigSecretRef": {"name": "kubeconfig", "key": "kubeconfig"},
-                     "providerPrettyName": "Wild West"}}),
-    ] {
-        apply::apply(&client, &object).await?;
-    }
+    let ns = provisioned_cluster_namespace(env, provider, |_| []).await?;
     let bindings: Api<ClusterBinding> = Api::namespaced(client.clone(), &ns);
     let refused = wait_permitted(env, &bindings, "Permitted to be False", |c| {
         c.is_some_and(|c| c.status == ConditionStatus::False)

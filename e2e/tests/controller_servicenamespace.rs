@@ -15,6 +15,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Client, ResourceExt};
 use kube_bind_apis::APIServiceNamespace;
+use kube_bind_e2e::harness::fixtures::provisioned_cluster_namespace;
 use kube_bind_e2e::harness::kubectl::kubectl;
 use kube_bind_e2e::harness::{Check, Env, Workspace, apply, wait_for};
 use kube_bind_e2e::konnector::Konnector;
@@ -40,20 +41,11 @@ async fn given_a_claimed_consumer_namespace(
     env: &Env,
     plain: &Workspace,
 ) -> anyhow::Result<String> {
-    let client = plain.client().await?;
-    let ns = env.test_namespace(plain, "cluster").await?;
-    let objects = [
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "ClusterBinding",
-            "metadata": {"name": "cluster", "namespace": ns},
-            "spec": {"kubeconfigSecretRef": {"name": "kubeconfig", "key": "kubeconfig"},
-                     "providerPrettyName": "Wild West"}}),
-        export(&ns, "cowboys"),
-        export(&ns, "sheriffs"),
-    ];
-    for object in &objects {
-        apply::apply(&client, object).await?;
-    }
-    Konnector::new(client, &ns)
+    let ns = provisioned_cluster_namespace(env, plain, |ns| {
+        vec![export(ns, "cowboys"), export(ns, "sheriffs")]
+    })
+    .await?;
+    Konnector::new(plain.client().await?, &ns)
         .claim_namespace("cowboys", CONSUMER_NS)
         .await?;
     Ok(ns)

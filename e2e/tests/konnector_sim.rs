@@ -10,6 +10,7 @@ use kube::{Client, ResourceExt};
 use kube_bind_apis::conditions::{self, ConditionStatus};
 use kube_bind_apis::keys::OWNER_LABEL;
 use kube_bind_apis::{APIServiceExport, APIServiceNamespace, BoundSchema, ClusterBinding};
+use kube_bind_e2e::harness::fixtures::provisioned_cluster_namespace;
 use kube_bind_e2e::harness::{Check, Env, EnvSpec, Workspace, apply, wait_for};
 use kube_bind_e2e::konnector::{
     ConsumerBinding, ExportReport, Konnector, established_crd_status, write,
@@ -38,30 +39,21 @@ async fn given_a_provider_cluster() -> anyhow::Result<(&'static Env, &'static Wo
 /// A cluster namespace as bind-time provisioning leaves it: the kubeconfig Secret, the
 /// ClusterBinding `cluster`, one APIServiceExport and its BoundSchema. Returns its name.
 async fn given_a_bound_cluster_namespace(env: &Env, plain: &Workspace) -> anyhow::Result<String> {
-    let client = plain.client().await?;
-    let ns = env.test_namespace(plain, "cluster").await?;
-    let objects = [
-        json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "kubeconfig", "namespace": ns},
-            "stringData": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "ClusterBinding",
-            "metadata": {"name": "cluster", "namespace": ns},
-            "spec": {"kubeconfigSecretRef": {"name": "kubeconfig", "key": "kubeconfig"},
-                     "providerPrettyName": "Wild West"}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "APIServiceExport",
-            "metadata": {"name": EXPORT, "namespace": ns},
-            "spec": {"resources": [{"group": "wildwest.dev", "resource": "cowboys", "versions": ["v1alpha1"]}],
-                     "informerScope": "Namespaced"}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "BoundSchema",
-            "metadata": {"name": SCHEMA, "namespace": ns},
-            "spec": {"informerScope": "Namespaced", "group": "wildwest.dev", "scope": "Namespaced",
-                     "names": {"plural": "cowboys", "singular": "cowboy", "kind": "Cowboy", "listKind": "CowboyList"},
-                     "versions": [{"name": "v1alpha1", "served": true, "storage": true,
-                                   "schema": {"openAPIV3Schema": {"type": "object"}}}]}}),
-    ];
-    for object in &objects {
-        apply::apply(&client, object).await?;
-    }
+    let ns = provisioned_cluster_namespace(env, plain, |ns| {
+        vec![
+            json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "APIServiceExport",
+                "metadata": {"name": EXPORT, "namespace": ns},
+                "spec": {"resources": [{"group": "wildwest.dev", "resource": "cowboys", "versions": ["v1alpha1"]}],
+                         "informerScope": "Namespaced"}}),
+            json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "BoundSchema",
+                "metadata": {"name": SCHEMA, "namespace": ns},
+                "spec": {"informerScope": "Namespaced", "group": "wildwest.dev", "scope": "Namespaced",
+                         "names": {"plural": "cowboys", "singular": "cowboy", "kind": "Cowboy", "listKind": "CowboyList"},
+                         "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                                       "schema": {"openAPIV3Schema": {"type": "object"}}}]}}),
+        ]
+    })
+    .await?;
     Ok(ns)
 }
 

@@ -30,6 +30,7 @@ pub mod chromium;
 pub mod cli_callback;
 pub mod cli_flow;
 pub mod env;
+pub mod fixtures;
 pub mod haproxy;
 pub mod idp;
 mod kcp_mode;

@@ -18,6 +18,7 @@ use kube_bind_apis::{
     BoundSchema,
 };
 use kube_bind_backend::resources::owner::OWNER_NAMESPACE_LABEL;
+use kube_bind_e2e::harness::fixtures::provisioned_cluster_namespace;
 use kube_bind_e2e::harness::{Env, Workspace, apply};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -53,24 +54,15 @@ pub async fn given_a_consumer_requesting_cowboys(
     env: &Env,
     plain: &Workspace,
 ) -> anyhow::Result<String> {
-    let client = plain.client().await?;
-    let ns = env.test_namespace(plain, "cluster").await?;
-    let objects = [
-        json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "kubeconfig", "namespace": ns},
-            "stringData": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "ClusterBinding",
-            "metadata": {"name": "cluster", "namespace": ns},
-            "spec": {"kubeconfigSecretRef": {"name": "kubeconfig", "key": "kubeconfig"},
-                     "providerPrettyName": "Wild West"}}),
-        json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "APIServiceExportRequest",
-            "metadata": {"name": REQUEST, "namespace": ns},
-            "spec": {"resources": [{"group": "wildwest.dev", "resource": "cowboys"}],
-                     "namespaces": [{"name": CONSUMER_NS}]}}),
-    ];
-    for object in &objects {
-        apply::apply(&client, object).await?;
-    }
+    let ns = provisioned_cluster_namespace(env, plain, |ns| {
+        vec![
+            json!({"apiVersion": "kube-bind.io/v1alpha2", "kind": "APIServiceExportRequest",
+                "metadata": {"name": REQUEST, "namespace": ns},
+                "spec": {"resources": [{"group": "wildwest.dev", "resource": "cowboys"}],
+                         "namespaces": [{"name": CONSUMER_NS}]}}),
+        ]
+    })
+    .await?;
     Ok(ns)
 }
 
