@@ -5,9 +5,9 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use super::{
-    Check, HarnessError,
+    HarnessError,
     child::{ChildProcess, free_port},
-    paths, wait_for,
+    paths,
 };
 
 /// A running backend process; stopped by its pid when dropped.
@@ -32,30 +32,14 @@ impl BackendProcess {
             .args(flags);
         let log = paths::log_dir().join(format!("backend-{port}.log"));
         let mut process = ChildProcess::spawn("the backend (kb-backend)", command, &log)?;
-        let url = format!("http://127.0.0.1:{port}/readyz");
-        let ready = wait_for(format!("the backend on port {port}"), patience, || {
-            let exited = process.exited();
-            let url = url.clone();
-            async move {
-                if exited {
-                    return Check::Done(false);
-                }
-                match reqwest::get(&url).await {
-                    Ok(r) if r.status().is_success() => Check::Done(true),
-                    Ok(r) => Check::Pending(format!("/readyz {}", r.status())),
-                    Err(e) => Check::Pending(e.to_string()),
-                }
-            }
-        })
-        .await;
-        match ready {
-            Ok(true) => Ok(Self { port, process }),
-            Ok(false) => Err(process.gone()),
-            Err(e) => Err(HarnessError::Start {
-                what: e.to_string(),
-                log,
-            }),
-        }
+        process
+            .wait_until_answering(
+                format!("the backend on port {port}"),
+                &format!("http://127.0.0.1:{port}/readyz"),
+                patience,
+            )
+            .await?;
+        Ok(Self { port, process })
     }
 
     pub fn port(&self) -> u16 {

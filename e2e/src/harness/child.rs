@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::HarnessError;
+use super::{Check, HarnessError, wait_for};
 
 /// How long a TERM gets before KILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -89,6 +89,44 @@ impl ChildProcess {
     /// True once the process has ended.
     pub fn exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout` until `url` answers 2xx; an exited process ends the wait at once
+    /// (its log says why, e.g. the port is taken). `what` names the wait in its timeout error.
+    pub async fn wait_until_answering(
+        &mut self,
+        what: String,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<(), HarnessError> {
+        crate::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| HarnessError::Other(format!("HTTP client: {e}")))?;
+        let answered = wait_for(what, timeout, || {
+            let exited = self.exited();
+            let request = client.get(url).send();
+            async move {
+                if exited {
+                    return Check::Done(false);
+                }
+                match request.await.map(|r| r.status()) {
+                    Ok(status) if status.is_success() => Check::Done(true),
+                    Ok(status) => Check::Pending(format!("GET {url}: {status}")),
+                    Err(e) => Check::Pending(format!("GET {url}: {e}")),
+                }
+            }
+        })
+        .await;
+        match answered {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.gone()),
+            Err(e) => Err(HarnessError::Start {
+                what: e.to_string(),
+                log: self.log.clone(),
+            }),
+        }
     }
 
     /// The error for a child that ended on its own.

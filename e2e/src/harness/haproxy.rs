@@ -6,9 +6,9 @@
 use std::{process::Command, time::Duration};
 
 use super::{
-    Check, HarnessError,
+    HarnessError,
     child::{ChildProcess, free_port},
-    paths, wait_for,
+    paths,
 };
 
 /// How long [`Haproxy::start`] waits for the front to answer `/healthz`.
@@ -61,37 +61,17 @@ impl Haproxy {
             command,
             &log,
         )?;
-        let url = format!("http://127.0.0.1:{port}/healthz");
-        let answered = wait_for(
-            format!("haproxy on 127.0.0.1:{port}"),
-            START_TIMEOUT,
-            || {
-                let exited = process.exited();
-                let url = url.clone();
-                async move {
-                    if exited {
-                        return Check::Done(false);
-                    }
-                    match reqwest::get(&url).await {
-                        Ok(r) if r.status().is_success() => Check::Done(true),
-                        Ok(r) => Check::Pending(format!("GET {url}: {}", r.status())),
-                        Err(e) => Check::Pending(format!("GET {url}: {e}")),
-                    }
-                }
-            },
-        )
-        .await;
-        match answered {
-            Ok(true) => Ok(Self {
-                port,
-                _process: process,
-            }),
-            Ok(false) => Err(process.gone()),
-            Err(e) => Err(HarnessError::Start {
-                what: e.to_string(),
-                log,
-            }),
-        }
+        process
+            .wait_until_answering(
+                format!("haproxy on 127.0.0.1:{port}"),
+                &format!("http://127.0.0.1:{port}/healthz"),
+                START_TIMEOUT,
+            )
+            .await?;
+        Ok(Self {
+            port,
+            _process: process,
+        })
     }
 
     /// `http://127.0.0.1:<port>`, the one URL of the replicas.

@@ -7,9 +7,9 @@ use std::{path::PathBuf, process::Command, time::Duration};
 use url::Url;
 
 use super::{
-    Browser, Check, HarnessError, Page,
+    Browser, HarnessError, Page,
     child::{ChildProcess, free_port},
-    paths, wait_for,
+    paths,
 };
 
 /// How long [`ExternalIdp::start`] waits for discovery to answer.
@@ -53,35 +53,11 @@ impl ExternalIdp {
         let log = paths::log_dir().join(format!("oidc-provider-{port}.log"));
         let mut process = ChildProcess::spawn("oidc-provider (node)", command, &log)?;
 
-        crate::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| HarnessError::Other(format!("HTTP client: {e}")))?;
         let discovery = format!("{issuer}.well-known/openid-configuration");
-        let answered = wait_for(format!("{discovery} to answer"), START_TIMEOUT, || {
-            let exited = process.exited();
-            let request = client.get(&discovery).send();
-            async move {
-                if exited {
-                    return Check::Done(false);
-                }
-                match request.await.map(|r| r.status()) {
-                    Ok(status) if status.is_success() => Check::Done(true),
-                    Ok(status) => Check::Pending(format!("HTTP {status}")),
-                    Err(e) => Check::Pending(e.to_string()),
-                }
-            }
-        })
-        .await;
-        match answered {
-            Ok(true) => Ok(Self { issuer, process }),
-            Ok(false) => Err(process.gone()),
-            Err(e) => Err(HarnessError::Start {
-                what: e.to_string(),
-                log,
-            }),
-        }
+        process
+            .wait_until_answering(format!("{discovery} to answer"), &discovery, START_TIMEOUT)
+            .await?;
+        Ok(Self { issuer, process })
     }
 
     /// `http://127.0.0.1:<port>`: the issuer as discovery and the tokens' `iss` spell it (what
