@@ -9,6 +9,8 @@ pub mod serviceexportrequest;
 pub mod servicenamespace;
 pub mod status;
 
+use std::time::Duration;
+
 use kube_bind_apis::InformerScope;
 
 use crate::options::{ConsumerScope, Isolation, Options, SchemaSource};
@@ -24,6 +26,8 @@ pub struct ControllerOptions {
     pub consumer_scope: ConsumerScope,
     /// How cluster-scoped exported objects are kept apart per consumer.
     pub cluster_scoped_isolation: Isolation,
+    /// Age at which an APIServiceExportRequest is deleted.
+    pub request_ttl: Duration,
 }
 
 impl ControllerOptions {
@@ -40,6 +44,7 @@ impl ControllerOptions {
             schema_source: options.schema_source,
             consumer_scope: options.consumer_scope,
             cluster_scoped_isolation: options.cluster_scoped_isolation,
+            request_ttl: options.request_ttl,
         }
     }
 }

@@ -79,6 +79,11 @@ pub struct Flags {
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub token_expiry: String,
 
+    /// How long an APIServiceExportRequest is kept after its creation, whatever its phase
+    /// (Go duration). Upstream deletes them after 10m; what they made stays.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub request_ttl: String,
+
     /// OIDC provider type: external or embedded (an in-process development issuer under /oidc).
     #[arg(long, value_name = "TYPE", default_value = "external")]
     pub oidc_type: String,

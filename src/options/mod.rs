@@ -163,6 +163,8 @@ pub struct Options {
     pub external_server_name: Option<String>,
     pub schema_source: SchemaSource,
     pub token_expiry: Duration,
+    /// Age at which an APIServiceExportRequest is deleted (`--request-ttl`).
+    pub request_ttl: Duration,
     pub oidc: Oidc,
     pub cookie_keys: CookieKeys,
     pub session_store: SessionStore,

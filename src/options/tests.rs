@@ -25,6 +25,7 @@ fn upstream_defaults() {
     assert_eq!(opts.cluster_scoped_isolation, Isolation::Prefixed);
     assert_eq!(opts.schema_source, SchemaSource::CustomResourceDefinitions);
     assert_eq!(opts.token_expiry, Duration::from_secs(3600));
+    assert_eq!(opts.request_ttl, Duration::from_secs(600));
     assert_eq!(opts.listen_address, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(opts.session_store, SessionStore::Memory);
     assert_eq!(opts.metrics, MetricsEndpoint::MainListener);
@@ -82,6 +83,7 @@ fn every_bad_value_is_reported_at_once() {
         "--consumer-scope=everywhere",
         "--cluster-scoped-isolation=walls",
         "--token-expiry=soon",
+        "--request-ttl=0",
         "--cookie-signing-key=c2hvcnQ=",
         "--cookie-encryption-key=c2hvcnQ=",
         "--external-address=http://insecure.example.com",
@@ -107,6 +109,7 @@ fn every_bad_value_is_reported_at_once() {
             "log-format",
             "namespace-prefix",
             "pretty-name",
+            "request-ttl",
             "schema-source",
             "session-store",
             "tls-cert-file",
@@ -242,6 +245,7 @@ fn good_cookie_keys_and_files_are_accepted() {
         "--session-store=redis",
         "--redis-url=redis://127.0.0.1:6379",
         "--token-expiry=1h30m",
+        "--request-ttl=24h",
         "--metrics-bind-address=127.0.0.1:9090",
         "--allowed-redirect-hosts=app.example.com,Other.Example.com",
     ])
@@ -260,6 +264,7 @@ fn good_cookie_keys_and_files_are_accepted() {
         }
     );
     assert_eq!(opts.token_expiry, Duration::from_secs(5400));
+    assert_eq!(opts.request_ttl, Duration::from_secs(86_400));
     assert_eq!(
         opts.allowed_redirect_hosts,
         ["app.example.com", "other.example.com"]

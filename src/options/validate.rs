@@ -142,6 +142,11 @@ impl Flags {
             positive_duration(&self.token_expiry),
             std::time::Duration::ZERO,
         );
+        let request_ttl = c.check(
+            "request-ttl",
+            positive_duration(&self.request_ttl),
+            std::time::Duration::ZERO,
+        );
         let listen_address = c.check(
             if self.listen_ip.is_empty() {
                 "listen-address"
@@ -254,6 +259,7 @@ impl Flags {
             external_server_name: Some(self.external_server_name).filter(|s| !s.is_empty()),
             schema_source,
             token_expiry,
+            request_ttl,
             oidc,
             cookie_keys,
             session_store,

@@ -27,8 +27,6 @@ pub const REASON_DUPLICATE_PERMISSION_CLAIM: &str = "DuplicatePermissionClaim";
 
 /// How long a request whose schemas are not (yet) all there stays Pending before it fails.
 pub const SCHEMA_GRACE: Duration = Duration::from_secs(60);
-/// Requests older than this are deleted, whatever their phase (upstream keeps no history).
-pub const REQUEST_TTL: Duration = Duration::from_secs(600);
 
 /// An exported schema, as far as a request's validation needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,7 +74,7 @@ pub struct RequestDecision {
     /// The resources to create BoundSchemas and the export for, and their common scope; only
     /// for a valid request still `Pending`.
     pub export: Option<(Vec<ResolvedResource>, ResourceScope)>,
-    /// Delete the request: it is older than [`REQUEST_TTL`].
+    /// Delete the request: it is older than the TTL `decide` was given.
     pub expired: bool,
     /// When the decision changes on its own (grace or TTL ends), if it will.
     pub requeue_at: Option<Timestamp>,
@@ -84,6 +82,8 @@ pub struct RequestDecision {
 
 /// Decides on a request as of `now`.
 ///
+/// - Age: a request older than `ttl` (`--request-ttl`, upstream's fixed ten minutes) is to be
+///   deleted, whatever its phase; what it made stays.
 /// - Schemas (`ExportsReady` False, Error): none exported at all (`SchemaNotFound`, "Schema not
 ///   found"); requested resources without a schema, all of them named (`SchemaNotFound`);
 ///   resources of different scopes (`DifferentScopes`). A Pending request fails once it is more
@@ -107,6 +107,7 @@ pub fn decide(
     schemas: &SchemaCatalog,
     created: Timestamp,
     now: Timestamp,
+    ttl: Duration,
 ) -> RequestDecision {
     let schema_check = check_schemas(spec, schemas);
     let claim_problem = check_claims(spec);
@@ -141,9 +142,9 @@ pub fn decide(
         conditions.push(problem);
     }
 
-    let expired = now.duration_since(created) > signed(REQUEST_TTL);
+    let expired = now.duration_since(created) > signed(ttl);
     if !expired {
-        let ttl_end = just_after(created, REQUEST_TTL);
+        let ttl_end = just_after(created, ttl);
         requeue_at = match (requeue_at, ttl_end) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -316,6 +317,8 @@ mod tests {
     use APIServiceExportRequestPhase as Phase;
 
     const CREATED: i64 = 1_700_000_000;
+    /// The default `--request-ttl`.
+    const TTL: Duration = Duration::from_secs(600);
 
     fn at(second: i64) -> Timestamp {
         Timestamp::from_second(second).unwrap()
@@ -583,7 +586,14 @@ mod tests {
             want_requeue,
         ) in cases
         {
-            let d = decide(&spec, &phase, &catalog(), at(CREATED), at(CREATED + age));
+            let d = decide(
+                &spec,
+                &phase,
+                &catalog(),
+                at(CREATED),
+                at(CREATED + age),
+                TTL,
+            );
             assert_eq!(conds(&d), want_conds, "{name}");
             assert_eq!(d.phase, want_phase, "{name}");
             assert_eq!(d.terminal_message.as_deref(), want_terminal, "{name}");
@@ -605,6 +615,7 @@ mod tests {
             &SchemaCatalog::new(),
             at(CREATED),
             at(CREATED + 120),
+            TTL,
         );
         assert_eq!(
             conds(&d),
@@ -628,6 +639,7 @@ mod tests {
             &catalog(),
             at(CREATED),
             at(CREATED),
+            TTL,
         );
         let (resources, scope) = d.export.unwrap();
         assert_eq!(scope, ResourceScope::Namespaced);

@@ -18,6 +18,7 @@ use kube_bind_apis::{
 use super::{ExportRequestReconciler, isolation};
 use crate::controllers::schema_source::ExportedSchemas;
 use crate::controllers::status::report_on_conditions;
+use crate::options::format_go_duration;
 use crate::provider::Cluster;
 use crate::resources::bound_schema::{bound_schema, bound_schema_name, exported_spec};
 use crate::resources::export::export_for_request;
@@ -114,11 +115,22 @@ impl Reconciler for ExportRequestReconciler {
             .creation_timestamp
             .as_ref()
             .map_or(now, |t| t.0);
-        let decision = decide(&request.spec, &phase, &catalog, created, now);
+        let decision = decide(
+            &request.spec,
+            &phase,
+            &catalog,
+            created,
+            now,
+            self.options.request_ttl,
+        );
 
         let requests: Api<APIServiceExportRequest> = Api::namespaced(cluster.client(), &namespace);
         if decision.expired {
-            tracing::info!(request = %key, "deleting request older than ten minutes");
+            tracing::info!(
+                request = %key,
+                ttl = %format_go_duration(self.options.request_ttl),
+                "deleting request older than --request-ttl"
+            );
             return match requests
                 .delete(&key.name, &DeleteParams::background())
                 .await
