@@ -19,6 +19,7 @@ use kube::{Client, ResourceExt};
 use kube_bind_apis::ClusterBinding;
 use kube_bind_apis::conditions::{self, Condition, ConditionSeverity, ConditionStatus};
 use kube_bind_e2e::harness::fixtures::provisioned_cluster_namespace;
+use kube_bind_e2e::harness::kubectl::{KONNECTOR_NEEDS, can_i};
 use kube_bind_e2e::harness::{Check, Env, Workspace, apply, wait_for};
 use kube_bind_e2e::konnector::Konnector;
 use serde_json::json;
@@ -381,5 +382,53 @@ async fn deleting_the_cluster_namespace_leaves_no_cluster_scoped_rbac() -> anyho
     .await?;
 
     backend.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_binding_made_without_a_bind_grants_the_konnector_what_it_needs() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let (env, plain) = given_a_provider_cluster().await?;
+    let client = plain.client().await?;
+    // Given a cluster without the global kube-binder ClusterRole (no consumer ever bound here),
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    if roles.get_opt("kube-binder").await?.is_some() {
+        roles
+            .delete("kube-binder", &DeleteParams::default())
+            .await?;
+        wait_gone(env, &roles, "kube-binder").await?;
+    }
+    // and a ClusterBinding made directly, as an operator would,
+    let ns = given_a_bound_cluster_namespace(env, plain).await?;
+    let other = given_a_bound_cluster_namespace(env, plain).await?;
+    let backend = Backend::start(plain, "namespaced").await?;
+
+    // the controller writes the role its RoleBinding refers to,
+    let rolebindings: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
+    wait_object(env, &rolebindings, "kube-binder", |_| true).await?;
+    let role = wait_object(env, &roles, "kube-binder", |_| true).await?;
+    assert!(
+        granted(&role).contains(&"apiserviceexportrequests.kube-bind.io".to_owned()),
+        "{:?}",
+        role.rules
+    );
+    backend.stop().await?;
+
+    // and the consumer's ServiceAccount may do what the konnector needs in its namespace only.
+    let binder = format!("--as=system:serviceaccount:{ns}:kube-binder");
+    let mut wrong = Vec::new();
+    for (verb, resource, subresource) in KONNECTOR_NEEDS {
+        let sub = format!("--subresource={subresource}");
+        for (namespace, want) in [(&ns, true), (&other, false)] {
+            let mut args = vec![*verb, *resource, "-n", namespace.as_str(), binder.as_str()];
+            if !subresource.is_empty() {
+                args.push(&sub);
+            }
+            if can_i(&plain.kubeconfig, &args, &env.log_dir)? != want {
+                wrong.push(format!("{}: want {want}", args.join(" ")));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "kubectl auth can-i disagrees: {wrong:#?}");
     Ok(())
 }

@@ -12,7 +12,6 @@ mod login_support;
 mod restart_support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use base64::Engine as _;
 use futures::future::try_join_all;
@@ -21,8 +20,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube_bind_apis::{APIServiceExportRequest, APIServiceExportRequestPhase, BoundSchema};
 use kube_bind_e2e::harness::env::client_from_kubeconfig;
-use kube_bind_e2e::harness::kubectl::kubectl;
-use kube_bind_e2e::harness::{Browser, Check, Env, wait_for};
+use kube_bind_e2e::harness::kubectl::{KONNECTOR_NEEDS, can_i};
+use kube_bind_e2e::harness::{Browser, Check, wait_for};
 use kube_bind_e2e::konnector::{ExportReport, Konnector, established_crd_status};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -160,52 +159,6 @@ async fn bound_consumer(
     })
 }
 
-/// `kubectl auth can-i <verb> <resource> [<flags>]` with `kubeconfig`: whether it answers yes.
-fn can_i(
-    env: &Env,
-    kubeconfig: &Path,
-    verb: &str,
-    resource: &str,
-    flags: &[&str],
-) -> anyhow::Result<bool> {
-    let args: Vec<&str> = ["auth", "can-i", verb, resource]
-        .into_iter()
-        .chain(flags.iter().copied())
-        .collect();
-    let out = kubectl(kubeconfig, &args, &env.log_dir)?;
-    match out.stdout.trim() {
-        "yes" => Ok(true),
-        "no" => Ok(false),
-        _ => anyhow::bail!(
-            "kubectl auth can-i {}: {} {}",
-            args[2..].join(" "),
-            out.stdout,
-            out.stderr
-        ),
-    }
-}
-
-/// What upstream's `kube-binder` ClusterRole (reference §3.1 item 4), bound in the cluster
-/// namespace by the ClusterBinding controller (§3.2 item 2), lets the konnector do there:
-/// `(verb, resource, subresource)`.
-const KONNECTOR_NEEDS: &[(&str, &str, &str)] = &[
-    ("create", "apiserviceexportrequests.kube-bind.io", ""),
-    ("get", "apiserviceexportrequests.kube-bind.io", ""),
-    ("create", "apiservicenamespaces.kube-bind.io", ""),
-    ("get", "apiservicenamespaces.kube-bind.io", ""),
-    ("get", "apiserviceexports.kube-bind.io", ""),
-    ("list", "apiserviceexports.kube-bind.io", ""),
-    ("watch", "apiserviceexports.kube-bind.io", ""),
-    ("patch", "apiserviceexports.kube-bind.io", "status"),
-    ("get", "clusterbindings.kube-bind.io", ""),
-    ("list", "clusterbindings.kube-bind.io", ""),
-    ("watch", "clusterbindings.kube-bind.io", ""),
-    ("patch", "clusterbindings.kube-bind.io", "status"),
-    ("get", "boundschemas.kube-bind.io", ""),
-    ("patch", "boundschemas.kube-bind.io", "status"),
-    ("get", "secrets", ""),
-];
-
 #[tokio::test]
 async fn the_consumers_kubeconfig_may_do_what_the_konnector_needs_in_its_namespace_only()
 -> anyhow::Result<()> {
@@ -293,7 +246,11 @@ async fn the_consumers_kubeconfig_may_do_what_the_konnector_needs_in_its_namespa
     let mut wrong = Vec::new();
     let mut check =
         |verb: &str, resource: &str, flags: &[&str], want: bool| -> anyhow::Result<()> {
-            if can_i(env, &kubeconfig, verb, resource, flags)? != want {
+            let args: Vec<&str> = [verb, resource]
+                .into_iter()
+                .chain(flags.iter().copied())
+                .collect();
+            if can_i(&kubeconfig, &args, &env.log_dir)? != want {
                 wrong.push(format!(
                     "{verb} {resource} {}: want {}",
                     flags.join(" "),

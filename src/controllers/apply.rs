@@ -14,6 +14,8 @@ use kube::{Resource, ResourceExt as _};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::provision::objects::binder_cluster_role;
+use crate::resources::rbac::BINDER_ROLE_NAME;
 use crate::runtime::status::FIELD_MANAGER;
 
 /// Server-side applies `desired` (its name taken from its metadata), taking over the fields it
@@ -25,6 +27,23 @@ where
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&desired.name_any(), &params, &Patch::Apply(desired))
         .await
+}
+
+/// The global ClusterRole `kube-binder` that the RoleBinding of every cluster namespace refers
+/// to: read, and applied when missing or different. When two writers create it at once, the
+/// one refused with 409 reads it again (once).
+pub async fn ensure_binder_cluster_role(api: &Api<ClusterRole>) -> Result<(), kube::Error> {
+    let desired = binder_cluster_role();
+    let mut read_again = true;
+    loop {
+        let current = api.get_opt(BINDER_ROLE_NAME).await?;
+        match ensure_rules(api, current.as_ref(), &desired).await {
+            Err(kube::Error::Api(status)) if status.code == 409 && read_again => {
+                read_again = false;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Deletes `name`; an object already gone is not an error. Returns whether a delete was sent

@@ -5,14 +5,13 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_bind_apis::{CLUSTER_BINDING_NAME, ClusterBinding};
 use serde_json::json;
 
 use super::objects::{self, Claim, KUBECONFIG_SECRET_NAME, TOKEN_SECRET_NAME};
 use super::{Identity, ProvisionError};
-use crate::controllers::apply::ensure_rules;
+use crate::controllers::apply::ensure_binder_cluster_role;
 use crate::provider::Cluster;
 use crate::resources::rbac::{BINDER_ROLE_NAME, SERVICE_ACCOUNT_NAME};
 
@@ -213,25 +212,9 @@ impl<'c> Steps<'c> {
 
     /// Step 4: the global `kube-binder` ClusterRole, its rules put back when they differ.
     pub async fn binder_cluster_role(&self) -> Result<(), ProvisionError> {
-        let api: Api<ClusterRole> = Api::all(self.client.clone());
-        let desired = objects::binder_cluster_role();
-        let mut attempts = 2;
-        loop {
-            attempts -= 1;
-            let current = api
-                .get_opt(BINDER_ROLE_NAME)
-                .await
-                .map_err(self.failed(format!("read ClusterRole {BINDER_ROLE_NAME}")))?;
-            match ensure_rules(&api, current.as_ref(), &desired).await {
-                Ok(()) => return Ok(()),
-                // Two binds (of any identities) applying the missing role at once: one
-                // create wins, the other gets 409 and looks again.
-                Err(err) if attempts > 0 && is_code(&err, 409) => {}
-                Err(err) => {
-                    return Err(self.failed(format!("write ClusterRole {BINDER_ROLE_NAME}"))(err));
-                }
-            }
-        }
+        ensure_binder_cluster_role(&Api::all(self.client.clone()))
+            .await
+            .map_err(self.failed(format!("write ClusterRole {BINDER_ROLE_NAME}")))
     }
 
     /// Step 5: the token of the `kube-binder` ServiceAccount, from its (non-expiring) token

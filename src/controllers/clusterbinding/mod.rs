@@ -9,12 +9,15 @@ mod reconcile;
 
 use std::sync::Arc;
 
+use dashmap::DashSet;
+
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube_bind_apis::{APIServiceExport, BoundSchema, CLUSTER_BINDING_NAME};
 
 pub use self::reconcile::ClusterBindingError;
 use super::ControllerOptions;
+use crate::provider::ClusterId;
 use crate::resources::owner::{OWNER_KIND_LABEL, owner_of};
 use crate::resources::rbac::CLUSTER_BINDING_KIND;
 use crate::runtime::caches::CacheError;
@@ -29,6 +32,8 @@ pub struct ClusterBindingReconciler {
     role_bindings: Arc<Cache<RoleBinding>>,
     cluster_roles: Arc<Cache<ClusterRole>>,
     cluster_role_bindings: Arc<Cache<ClusterRoleBinding>>,
+    /// Clusters whose global `kube-binder` ClusterRole this process has written or found.
+    binder_role_ensured: DashSet<ClusterId>,
 }
 
 /// The ClusterBinding of the namespace an event's object lives in.
@@ -84,6 +89,7 @@ pub fn register(manager: &mut Manager, options: &ControllerOptions) -> Result<()
         role_bindings,
         cluster_roles,
         cluster_role_bindings,
+        binder_role_ensured: DashSet::new(),
     };
     let builder = manager.controller(reconciler)?;
     builder

@@ -1,6 +1,7 @@
-//! One ClusterBinding reconcile as named steps: RBAC of the cluster namespace (its RoleBinding,
-//! the ClusterRole of its bound resources, the ClusterRoleBinding in Cluster scope), then the
-//! `Healthy` condition and `Ready` summary through the status subresource.
+//! One ClusterBinding reconcile as named steps: RBAC of the cluster namespace (its RoleBinding
+//! and the global role it refers to, the ClusterRole of its bound resources, the
+//! ClusterRoleBinding in Cluster scope), then the `Healthy` condition and `Ready` summary
+//! through the status subresource.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,9 @@ use kube_bind_apis::clusterbinding::CONDITION_PERMITTED;
 use kube_bind_apis::conditions::{self, ConditionChange, ConditionSeverity};
 
 use super::ClusterBindingReconciler;
-use crate::controllers::apply::{delete_if_present, ensure_binding, ensure_rules};
+use crate::controllers::apply::{
+    delete_if_present, ensure_binder_cluster_role, ensure_binding, ensure_rules,
+};
 use crate::controllers::status::report_on_conditions;
 use crate::provider::{Cluster, ClusterId};
 use crate::resources::heartbeat::health;
@@ -148,6 +151,7 @@ impl ClusterBindingReconciler {
             uid,
         };
         self.ensure_role_binding(scope).await?;
+        self.ensure_binder_role(scope).await?;
         self.ensure_cluster_role(scope, cluster_ns).await?;
         self.ensure_cluster_role_binding(scope, cluster_ns).await
     }
@@ -165,6 +169,21 @@ impl ClusterBindingReconciler {
         ensure_binding(&api, current.as_deref(), &desired)
             .await
             .map_err(scope.failed("apply", "RoleBinding kube-binder"))
+    }
+
+    /// The global ClusterRole `kube-binder` the RoleBinding refers to, once per cluster and
+    /// process. Bind-time provisioning writes it too; without this a ClusterBinding made any
+    /// other way (by an operator, a migration, a test) would bind the consumer to nothing.
+    async fn ensure_binder_role(&self, scope: &Scope<'_>) -> Result<(), ClusterBindingError> {
+        let id = scope.cluster.id();
+        if self.binder_role_ensured.contains(id) {
+            return Ok(());
+        }
+        ensure_binder_cluster_role(&Api::all(scope.cluster.client()))
+            .await
+            .map_err(scope.failed("apply", format!("ClusterRole {}", rbac::BINDER_ROLE_NAME)))?;
+        self.binder_role_ensured.insert(id.clone());
+        Ok(())
     }
 
     /// ClusterRole `kube-binder-<ns>`: BoundSchema access plus the bound resources of every
