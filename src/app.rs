@@ -193,6 +193,7 @@ pub async fn start(
         options.tls.is_some(),
     )
     .with_metrics(http_metrics)
+    .with_trusted_proxies(options.trusted_proxies.clone())
     .with_login(http::Login {
         auth: login.auth,
         provisioner,

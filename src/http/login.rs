@@ -14,9 +14,9 @@ use cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use url::Url;
 
-use super::AppState;
 use super::error::ApiError;
 use super::params::QueryParams;
+use super::{AppState, Scheme};
 use crate::auth::{
     Auth, ClientType, LOGIN_TIMEOUT, LoginFor, LoginParams, PendingLogin, Session,
     constant_time_eq, random_token, session_cookie_name,
@@ -31,6 +31,7 @@ const CALLBACK_PATH: &str = "/api/callback";
 /// `GET /api/authorize?…` or `POST /api/authorize` with the same keys as JSON.
 pub(super) async fn authorize(
     State(state): State<AppState>,
+    scheme: Scheme,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -55,7 +56,7 @@ pub(super) async fn authorize(
     } else {
         QueryParams::from_query(query.as_deref())
     };
-    let params = checked_login_params(&state, auth, &headers, params)?;
+    let params = checked_login_params(&state, auth, &headers, scheme, params)?;
     let login_state = random_token();
     let (issuer_url, pending) = auth
         .oidc
@@ -74,7 +75,7 @@ pub(super) async fn authorize(
         .sealer
         .seal_json(&cookie_name, &login, SystemTime::now() + LOGIN_TIMEOUT)
         .map_err(|e| ApiError::internal(format!("cannot seal the login: {e}")))?;
-    let cookie = cookie(&state, &cookie_name, sealed, CALLBACK_PATH)
+    let cookie = cookie(scheme, &cookie_name, sealed, CALLBACK_PATH)
         .max_age(cookie::time::Duration::seconds(
             LOGIN_TIMEOUT.as_secs() as i64
         ))
@@ -88,6 +89,7 @@ fn checked_login_params(
     state: &AppState,
     auth: &Auth,
     headers: &HeaderMap,
+    scheme: Scheme,
     params: QueryParams,
 ) -> Result<LoginParams, ApiError> {
     if params.redirect_url.is_empty() || params.session_id.is_empty() {
@@ -108,7 +110,7 @@ fn checked_login_params(
                 .map_err(refused)?;
         }
         ClientType::Ui => {
-            let own = own_origin(state, headers)?;
+            let own = own_origin(scheme, headers)?;
             auth.redirects
                 .check_internal("redirect_url", &params.redirect_url, &own)
                 .map_err(refused)?;
@@ -130,13 +132,13 @@ fn checked_login_params(
 }
 
 /// `scheme://host` the request reached us on.
-pub(super) fn own_origin(state: &AppState, headers: &HeaderMap) -> Result<Url, ApiError> {
+pub(super) fn own_origin(scheme: Scheme, headers: &HeaderMap) -> Result<Url, ApiError> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty())
         .ok_or_else(|| ApiError::bad_request("the request has no Host header; send one"))?;
-    Url::parse(&format!("{}://{host}/", state.scheme()))
+    Url::parse(&format!("{}://{host}/", scheme.as_str()))
         .map_err(|_| ApiError::bad_request(format!("the Host header {host:?} is not a host name")))
 }
 
@@ -152,11 +154,12 @@ struct CallbackQuery {
 /// `GET /api/callback?code&state`: the issuer sends the browser back here.
 pub(super) async fn callback(
     State(state): State<AppState>,
+    scheme: Scheme,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let auth = state.auth()?;
-    let result = finish_login(&state, auth, &headers, query.as_deref()).await;
+    let result = finish_login(&state, auth, &headers, scheme, query.as_deref()).await;
     state.metrics().login(match &result {
         Ok(_) => "success",
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => "denied",
@@ -170,6 +173,7 @@ async fn finish_login(
     state: &AppState,
     auth: &Auth,
     headers: &HeaderMap,
+    scheme: Scheme,
     query: Option<&str>,
 ) -> Result<Response, ApiError> {
     let query: CallbackQuery = super::params::parse_query(query);
@@ -235,7 +239,7 @@ async fn finish_login(
         client = ?params.client_type,
         "login succeeded"
     );
-    let clear_login = removal(state, &cookie_name, CALLBACK_PATH);
+    let clear_login = removal(scheme, &cookie_name, CALLBACK_PATH);
     match params.client_type {
         ClientType::Cli => {
             let token = auth
@@ -261,12 +265,12 @@ async fn finish_login(
             let sealed = auth
                 .seal_session(&name, &session)
                 .map_err(|e| ApiError::internal(format!("cannot seal the session: {e}")))?;
-            let session_cookie = cookie(state, &name, sealed, "/")
+            let session_cookie = cookie(scheme, &name, sealed, "/")
                 .max_age(cookie::time::Duration::seconds(
                     session.remaining(now).as_secs() as i64,
                 ))
                 .build();
-            let own = own_origin(state, headers)?;
+            let own = own_origin(scheme, headers)?;
             let mut target = auth
                 .redirects
                 .check_internal("redirect_url", &params.redirect_url, &own)
@@ -321,12 +325,13 @@ fn joined_query(existing: &str, forwarded: &str) -> String {
 /// server-side, ends the session (upstream only clears the cookie).
 pub(super) async fn logout(
     State(state): State<AppState>,
+    scheme: Scheme,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let auth = state.auth()?;
     let params = QueryParams::from_query(query.as_deref());
-    let clear = end_session(&state, auth, &headers, &params.cluster_id).await?;
+    let clear = end_session(&state, auth, &headers, scheme, &params.cluster_id).await?;
     let mut response = (StatusCode::OK, "logged out").into_response();
     append_cookie(&mut response, clear);
     Ok(super::routes::no_cache(response))
@@ -339,6 +344,7 @@ pub(super) async fn end_session(
     state: &AppState,
     auth: &Auth,
     headers: &HeaderMap,
+    scheme: Scheme,
     cluster_id: &str,
 ) -> Result<Cookie<'static>, ApiError> {
     let cluster_id = state
@@ -357,11 +363,11 @@ pub(super) async fn end_session(
     if let Some(active) = auth.store.active() {
         state.metrics().set_active_sessions(active);
     }
-    Ok(removal(state, &name, "/"))
+    Ok(removal(scheme, &name, "/"))
 }
 
 fn cookie<'c>(
-    state: &AppState,
+    scheme: Scheme,
     name: &str,
     value: String,
     path: &'static str,
@@ -370,12 +376,12 @@ fn cookie<'c>(
         .path(path)
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(state.scheme() == "https")
+        .secure(scheme.is_secure())
 }
 
 /// A cookie that deletes `name` (empty, expired at the epoch), as upstream's logout.
-fn removal(state: &AppState, name: &str, path: &'static str) -> Cookie<'static> {
-    cookie(state, name, String::new(), path)
+fn removal(scheme: Scheme, name: &str, path: &'static str) -> Cookie<'static> {
+    cookie(scheme, name, String::new(), path)
         .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
         .max_age(cookie::time::Duration::ZERO)
         .build()

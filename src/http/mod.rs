@@ -11,6 +11,7 @@ mod observe;
 mod params;
 mod rate_limit;
 mod routes;
+mod scheme;
 mod ui;
 
 use std::net::SocketAddr;
@@ -26,11 +27,12 @@ pub use observe::HttpMetrics;
 pub use params::QueryParams;
 pub use rate_limit::LoginRateLimit;
 pub use routes::{metrics_router, router};
+pub use scheme::Scheme;
 
 use crate::auth::Auth;
 use crate::provision::Provisioner;
 
-use crate::options::TlsFiles;
+use crate::options::{TlsFiles, TrustedProxies};
 use crate::provider::Clusters;
 use crate::readiness::Readiness;
 
@@ -48,6 +50,8 @@ struct Shared {
     clusters: Clusters,
     readiness: Readiness,
     tls: bool,
+    /// Peers whose `X-Forwarded-Proto` names the scheme (`--trusted-proxies`).
+    trusted_proxies: TrustedProxies,
     login: Option<Login>,
     metrics: HttpMetrics,
 }
@@ -74,6 +78,7 @@ impl AppState {
                 clusters,
                 readiness,
                 tls,
+                trusted_proxies: TrustedProxies::default(),
                 login: None,
                 metrics: HttpMetrics::default(),
             }),
@@ -84,6 +89,14 @@ impl AppState {
     pub fn with_login(mut self, login: Login) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.inner) {
             shared.login = Some(login);
+        }
+        self
+    }
+
+    /// Believes `X-Forwarded-Proto` from `proxies`. Call before the state is shared.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.inner) {
+            shared.trusted_proxies = proxies;
         }
         self
     }
@@ -140,9 +153,17 @@ impl AppState {
         &self.inner.readiness
     }
 
-    /// The scheme clients reach us with (for URLs we hand out).
-    pub fn scheme(&self) -> &'static str {
-        if self.inner.tls { "https" } else { "http" }
+    /// The scheme of our own listener; a request's may differ behind a proxy (see [`Scheme`]).
+    fn listener_scheme(&self) -> Scheme {
+        if self.inner.tls {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }
+    }
+
+    fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
     }
 }
 

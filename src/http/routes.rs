@@ -11,7 +11,7 @@ use kube_bind_apis::wire::{BindingProvider, bindable_resources};
 
 use super::error::ApiError;
 use super::params::QueryParams;
-use super::{AppState, consumer, login, observe, rate_limit, ui};
+use super::{AppState, Scheme, consumer, login, observe, rate_limit, ui};
 use crate::metrics::MetricsRegistry;
 
 /// Builds the router over `state`; with `metrics`, `/metrics` is served too.
@@ -104,6 +104,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /api/exports`: what this provider is and how to log in.
 async fn exports(
     State(state): State<AppState>,
+    scheme: Scheme,
     Query(params): Query<QueryParams>,
     headers: HeaderMap,
 ) -> Result<Json<BindingProvider>, ApiError> {
@@ -119,7 +120,7 @@ async fn exports(
     let separator = if query.is_empty() { "" } else { "?" };
     let authorize = format!(
         "{}://{host}/api/authorize{separator}{query}",
-        state.scheme()
+        scheme.as_str()
     );
     Ok(Json(BindingProvider::new(
         state.pretty_name(),

@@ -111,6 +111,39 @@ async fn exports_describes_the_provider_like_upstream() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_tls_proxy_the_login_url_is_https() {
+    let proxies = crate::options::TrustedProxies::parse(&["10.0.0.1".to_owned()]).unwrap();
+    let app = router(
+        AppState::new("ACME", engaged(&[""]), Readiness::default(), false)
+            .with_trusted_proxies(proxies),
+        None,
+    );
+    // (TCP peer, its X-Forwarded-Proto, the scheme of the login URL handed out)
+    for (peer, proto, want) in [
+        ("10.0.0.1:5000", "https", "https"),
+        ("192.0.2.9:5000", "https", "http"),
+    ] {
+        let mut request = Request::get("/api/exports")
+            .header(header::HOST, "bind.example")
+            .header("x-forwarded-proto", proto)
+            .body(Body::empty())
+            .unwrap();
+        let peer: std::net::SocketAddr = peer.parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let response = app.clone().oneshot(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            json["authenticationMethods"][0]["oauth2CodeGrant"]["authenticatedURL"],
+            format!("{want}://bind.example/api/authorize"),
+            "{peer}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn exports_for_an_unknown_cluster_is_a_404_error_body() {
     let app = app(engaged(&["2ocmmccjkme8bof4"]), Readiness::default());
     for query in ["?cluster_id=nope", "", "?cluster_id=default"] {

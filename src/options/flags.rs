@@ -209,7 +209,8 @@ pub struct Flags {
 
     /// Proxies (comma-separated IPs or CIDRs, e.g. 127.0.0.1,10.0.0.0/8) in front of the backend:
     /// for a request from one of them the login rate limit counts the client named in
-    /// X-Forwarded-For (its rightmost address that is not itself a trusted proxy). Default: none.
+    /// X-Forwarded-For (its rightmost address that is not itself a trusted proxy), and
+    /// X-Forwarded-Proto sets the scheme of login URLs and cookies. Default: none.
     #[arg(long, value_name = "ADDRESSES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
 

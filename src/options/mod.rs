@@ -176,7 +176,8 @@ pub struct Options {
     pub jwt_signing_key_file: Option<PathBuf>,
     pub allowed_redirect_hosts: Vec<String>,
     pub auth_rate_limit: RateLimit,
-    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    /// Peers whose `X-Forwarded-For` names the client and `X-Forwarded-Proto` the scheme
+    /// (`--trusted-proxies`).
     pub trusted_proxies: TrustedProxies,
     pub log_format: LogFormat,
     /// Deprecation and "ignored flag" notices, logged once logging is set up.

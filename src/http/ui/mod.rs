@@ -27,13 +27,13 @@ use kube_bind_apis::v1alpha2::{
 use kube_bind_apis::wire::ErrorCode;
 use serde::Deserialize;
 
-use super::AppState;
 use super::authn::{Authenticated, authenticate};
 use super::consumer::{Bound, bind_template};
 use super::error::ApiError;
 use super::login::{end_session, redirect_with_cookies};
 use super::params::{QueryParams, parse_query};
 use super::routes::no_cache;
+use super::{AppState, Scheme};
 use crate::auth::{Auth, RedirectError, random_token};
 use crate::provider::Cluster;
 use error::UiError;
@@ -389,13 +389,19 @@ fn page_for_cluster(cluster_id: &str) -> String {
 }
 
 /// `POST /ui/logout`: ends the session as `/api/logout` does and goes back to the start page.
-async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let result = logout_page(&state, &headers, body).await;
+async fn logout(
+    State(state): State<AppState>,
+    scheme: Scheme,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = logout_page(&state, scheme, &headers, body).await;
     respond(&state, result)
 }
 
 async fn logout_page(
     state: &AppState,
+    scheme: Scheme,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -413,7 +419,7 @@ async fn logout_page(
         )
         .map_err(|e| ApiError::forbidden(e.to_string()))?;
     }
-    let clear = end_session(state, auth, headers, &form.cluster_id).await?;
+    let clear = end_session(state, auth, headers, scheme, &form.cluster_id).await?;
     let mut response = redirect_with_cookies(&page_for_cluster(&form.cluster_id), [clear]);
     // See Other: the browser fetches the start page with GET after this POST.
     *response.status_mut() = StatusCode::SEE_OTHER;

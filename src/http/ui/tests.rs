@@ -16,12 +16,15 @@ use crate::auth::{
 };
 use crate::crypto::{Sealer, SigningKey};
 use crate::http::{AppState, LoginRateLimit, router};
+use crate::options::TrustedProxies;
 use crate::provider::{Cluster, ClusterId, Clusters, Endpoint, EndpointKind};
 use crate::provision::{ProvisionSettings, Provisioner};
 use crate::readiness::Readiness;
 
 const TEST_KEY: &str = include_str!("../../crypto/testdata/test-only-rsa2048-pkcs8.pem");
 const CLI_CALLBACK: &str = "http://127.0.0.1:5000/callback";
+/// The proxy [`app`] believes `X-Forwarded-*` headers from.
+const TRUSTED_PROXY: &str = "10.0.0.1";
 
 /// The router with login configured, over clusters `c1` and `c2` of an unreachable endpoint, and
 /// the sealer its cookies are sealed with.
@@ -55,14 +58,14 @@ fn app() -> (axum::Router, Sealer) {
         redirects: RedirectPolicy::default(),
         session_lifetime: Duration::from_secs(3600),
     };
-    let state = AppState::new("ACME", clusters, Readiness::default(), false).with_login(
-        crate::http::Login {
+    let state = AppState::new("ACME", clusters, Readiness::default(), false)
+        .with_trusted_proxies(TrustedProxies::parse(&[TRUSTED_PROXY.to_owned()]).unwrap())
+        .with_login(crate::http::Login {
             auth,
             provisioner: Provisioner::new(ProvisionSettings::default()),
             rate_limit: LoginRateLimit::disabled(),
             embedded_issuer: None,
-        },
-    );
+        });
     (router(state, None), sealer)
 }
 
@@ -389,6 +392,37 @@ async fn logout_needs_the_token_then_clears_the_cookie_and_goes_home() {
     let cleared = answer.headers[header::SET_COOKIE].to_str().unwrap();
     assert!(cleared.starts_with("kube-bind-c1=;"), "{cleared}");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+#[tokio::test]
+async fn cookies_are_secure_behind_a_trusted_tls_proxy_only() {
+    let (app, _) = app();
+    // (TCP peer, its X-Forwarded-Proto, whether the cleared cookie is Secure)
+    for (peer, proto, secure) in [
+        ("10.0.0.1:4000", Some("https"), true),
+        ("10.0.0.1:4000", None, false),
+        ("192.0.2.9:4000", Some("https"), false),
+    ] {
+        let mut request = Request::post("/ui/logout")
+            .header(header::HOST, "bind.example")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(proto) = proto {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        let mut request = request.body(Body::from("cluster_id=c1&csrf=x")).unwrap();
+        let peer: std::net::SocketAddr = peer.parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let answer = send(&app, request).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+        let cleared = answer.headers[header::SET_COOKIE].to_str().unwrap();
+        assert_eq!(
+            cleared.contains("; Secure"),
+            secure,
+            "{peer} {proto:?}: {cleared}"
+        );
+    }
 }
 
 #[tokio::test]
