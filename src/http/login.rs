@@ -177,38 +177,7 @@ async fn finish_login(
     query: Option<&str>,
 ) -> Result<Response, ApiError> {
     let query: CallbackQuery = super::params::parse_query(query);
-    if !query.error.is_empty() {
-        return Err(ApiError::unauthenticated(format!(
-            "the identity provider refused the login: {} {}",
-            query.error, query.error_description
-        )));
-    }
-    if query.code.is_empty() {
-        return Err(ApiError::bad_request(
-            "missing code; /api/callback is where the identity provider sends the browser after login, start at /api/authorize",
-        ));
-    }
-    let stale = || {
-        ApiError::bad_request(
-            "this login was not started in this browser, was already used, or is older than 10 minutes; start the login again",
-        )
-    };
-    let cookie_name = PendingLogin::cookie_name(&query.state).ok_or_else(stale)?;
-    let sealed = cookie_value(headers, &cookie_name).ok_or_else(stale)?;
-    let login: PendingLogin = auth
-        .sealer
-        .open_json(&cookie_name, &sealed, SystemTime::now())
-        .map_err(|_| stale())?;
-    if !constant_time_eq(login.state.as_bytes(), query.state.as_bytes()) {
-        return Err(stale());
-    }
-    if !auth
-        .store
-        .use_once(&format!("state:{}", login.state), LOGIN_TIMEOUT)
-        .await?
-    {
-        return Err(stale());
-    }
+    let (login, cookie_name) = redeem_pending_login(auth, headers, &query).await?;
     let user = auth
         .oidc
         .finish(&query.code, &login.oidc)
@@ -242,60 +211,130 @@ async fn finish_login(
     let clear_login = removal(scheme, &cookie_name, CALLBACK_PATH);
     match params.client_type {
         ClientType::Cli => {
-            let token = auth
-                .tokens
-                .issue(&session, now)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            let mut target = Url::parse(&params.redirect_url)
-                .map_err(|_| ApiError::bad_request("redirect_url is not a URL"))?;
-            {
-                let mut pairs = target.query_pairs_mut();
-                pairs
-                    .append_pair("access_token", &token)
-                    .append_pair("token_type", "Bearer")
-                    .append_pair("expires_in", &session.remaining(now).as_secs().to_string());
-                if !params.cluster_id.is_empty() {
-                    pairs.append_pair("cluster_id", &params.cluster_id);
-                }
-            }
+            let target = cli_redirect(auth, &session, &params, now)?;
             Ok(redirect_with_cookies(target.as_str(), [clear_login]))
         }
         ClientType::Ui => {
-            let name = session_cookie_name(&session.cluster_id);
-            let sealed = auth
-                .seal_session(&name, &session)
-                .map_err(|e| ApiError::internal(format!("cannot seal the session: {e}")))?;
-            let session_cookie = cookie(scheme, &name, sealed, "/")
-                .max_age(cookie::time::Duration::seconds(
-                    session.remaining(now).as_secs() as i64,
-                ))
-                .build();
-            let own = own_origin(scheme, headers)?;
-            let mut target = auth
-                .redirects
-                .check_internal("redirect_url", &params.redirect_url, &own)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let forwarded = QueryParams {
-                cluster_id: params.cluster_id,
-                redirect_url: String::new(),
-                client_side_redirect_url: params.client_side_redirect_url,
-                session_id: params.session_id,
-                client_type: String::new(),
-            }
-            .forwarded_query();
-            if !forwarded.is_empty() {
-                let joined = match target.query() {
-                    Some(existing) if !existing.is_empty() => joined_query(existing, &forwarded),
-                    _ => forwarded,
-                };
-                target.set_query(Some(&joined));
-            }
+            let (target, session_cookie) =
+                ui_redirect(auth, headers, scheme, &session, params, now)?;
             Ok(redirect_with_cookies(
                 target.as_str(),
                 [clear_login, session_cookie],
             ))
         }
     }
+}
+
+/// The login a callback finishes: the issuer's answer checked, and the pending login sealed in
+/// this browser's cookie opened, matched to the callback's `state` and used up (a replayed
+/// callback is refused). Returns it with its cookie's name.
+async fn redeem_pending_login(
+    auth: &Auth,
+    headers: &HeaderMap,
+    query: &CallbackQuery,
+) -> Result<(PendingLogin, String), ApiError> {
+    if !query.error.is_empty() {
+        return Err(ApiError::unauthenticated(format!(
+            "the identity provider refused the login: {} {}",
+            query.error, query.error_description
+        )));
+    }
+    if query.code.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing code; /api/callback is where the identity provider sends the browser after login, start at /api/authorize",
+        ));
+    }
+    let stale = || {
+        ApiError::bad_request(
+            "this login was not started in this browser, was already used, or is older than 10 minutes; start the login again",
+        )
+    };
+    let cookie_name = PendingLogin::cookie_name(&query.state).ok_or_else(stale)?;
+    let sealed = cookie_value(headers, &cookie_name).ok_or_else(stale)?;
+    let login: PendingLogin = auth
+        .sealer
+        .open_json(&cookie_name, &sealed, SystemTime::now())
+        .map_err(|_| stale())?;
+    if !constant_time_eq(login.state.as_bytes(), query.state.as_bytes()) {
+        return Err(stale());
+    }
+    if !auth
+        .store
+        .use_once(&format!("state:{}", login.state), LOGIN_TIMEOUT)
+        .await?
+    {
+        return Err(stale());
+    }
+    Ok((login, cookie_name))
+}
+
+/// The CLI's ending: its loopback `redirect_url` with the bearer token, as upstream's CLI reads
+/// it (`access_token`, `token_type`, `expires_in`, and the `cluster_id` it asked for).
+fn cli_redirect(
+    auth: &Auth,
+    session: &Session,
+    params: &LoginParams,
+    now: SystemTime,
+) -> Result<Url, ApiError> {
+    let token = auth
+        .tokens
+        .issue(session, now)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut target = Url::parse(&params.redirect_url)
+        .map_err(|_| ApiError::bad_request("redirect_url is not a URL"))?;
+    {
+        let mut pairs = target.query_pairs_mut();
+        pairs
+            .append_pair("access_token", &token)
+            .append_pair("token_type", "Bearer")
+            .append_pair("expires_in", &session.remaining(now).as_secs().to_string());
+        if !params.cluster_id.is_empty() {
+            pairs.append_pair("cluster_id", &params.cluster_id);
+        }
+    }
+    Ok(target)
+}
+
+/// The UI's ending: the sealed session cookie, and the page on our own origin that started the
+/// login, with the parameters it forwarded.
+fn ui_redirect(
+    auth: &Auth,
+    headers: &HeaderMap,
+    scheme: Scheme,
+    session: &Session,
+    params: LoginParams,
+    now: SystemTime,
+) -> Result<(Url, Cookie<'static>), ApiError> {
+    let name = session_cookie_name(&session.cluster_id);
+    let sealed = auth
+        .seal_session(&name, session)
+        .map_err(|e| ApiError::internal(format!("cannot seal the session: {e}")))?;
+    let session_cookie = cookie(scheme, &name, sealed, "/")
+        .max_age(cookie::time::Duration::seconds(
+            session.remaining(now).as_secs() as i64,
+        ))
+        .build();
+    let own = own_origin(scheme, headers)?;
+    let mut target = auth
+        .redirects
+        .check_internal("redirect_url", &params.redirect_url, &own)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let forwarded = QueryParams {
+        cluster_id: params.cluster_id,
+        redirect_url: String::new(),
+        client_side_redirect_url: params.client_side_redirect_url,
+        session_id: params.session_id,
+        client_type: String::new(),
+    }
+    .forwarded_query();
+    if !forwarded.is_empty() {
+        let joined = match target.query() {
+            Some(existing) if !existing.is_empty() => joined_query(existing, &forwarded),
+            _ => forwarded,
+        };
+        target.set_query(Some(&joined));
+    }
+    Ok((target, session_cookie))
 }
 
 /// `existing` with `forwarded` appended; a key of `forwarded` replaces the same key in `existing`,

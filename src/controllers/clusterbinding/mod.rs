@@ -10,7 +10,6 @@ mod reconcile;
 use std::sync::Arc;
 
 use dashmap::DashSet;
-
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube_bind_apis::{APIServiceExport, BoundSchema, CLUSTER_BINDING_NAME};
