@@ -6,7 +6,7 @@
 mod controller_support;
 mod provision_support;
 
-use controller_support::{Backend, given_a_provider_cluster};
+use controller_support::given_a_provider_cluster;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_bind_backend::provider::{ClusterId, EndpointKind};
 use kube_bind_backend::provision::ProvisionSettings;
@@ -38,12 +38,9 @@ async fn given_a_plain_provider() -> anyhow::Result<ProviderCluster> {
 #[tokio::test]
 async fn given_two_consumers_when_they_bind_then_each_gets_one_namespace_and_a_scoped_kubeconfig()
 -> anyhow::Result<()> {
+    // No backend runs: the bind alone must make a kubeconfig that works.
     let provider = given_a_plain_provider().await?;
-    let (_, plain) = given_a_provider_cluster().await?;
-    // The ClusterBinding controller gives the kube-binder ServiceAccount its RoleBinding.
-    let backend = Backend::start(plain, "namespaced").await?;
-    provision_support::given_two_consumers_when_they_bind_then_each_gets_one_namespace_and_a_scoped_kubeconfig(&provider).await?;
-    backend.stop().await
+    provision_support::given_two_consumers_when_they_bind_then_each_gets_one_namespace_and_a_scoped_kubeconfig(&provider).await
 }
 
 #[tokio::test]

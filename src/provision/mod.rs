@@ -2,9 +2,10 @@
 //! makes in the consumer's provider cluster before it answers, and the kubeconfig it hands out.
 //!
 //! In order: the cluster namespace of the identity, its ClusterBinding `cluster`, the
-//! ServiceAccount `kube-binder`, the global ClusterRole `kube-binder`, the ServiceAccount's token
-//! Secret, and the kubeconfig Secret. The RoleBinding that gives the token its rights is the
-//! ClusterBinding controller's (reference §3.2 step 2), not ours.
+//! ServiceAccount `kube-binder`, the global ClusterRole `kube-binder` and the cluster
+//! namespace's RoleBinding to it, the ServiceAccount's token Secret, and the kubeconfig Secret.
+//! The RoleBinding is the ClusterBinding controller's (reference §3.2 step 2); writing the same
+//! object here makes the kubeconfig usable the moment the bind answers.
 //!
 //! Pure parts: [`objects`] (what is written), [`server_url`] (the kubeconfig's server),
 //! [`kubeconfig`] (its YAML). I/O: [`steps`].
@@ -182,6 +183,7 @@ impl Provisioner {
             .await?;
         steps.service_account(&namespace).await?;
         steps.binder_cluster_role().await?;
+        steps.binder_role_binding(&namespace).await?;
         let token = steps.token(&namespace).await?;
         let kubeconfig = kubeconfig::render(KubeconfigInputs {
             server: &server,

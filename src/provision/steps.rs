@@ -5,15 +5,16 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_bind_apis::{CLUSTER_BINDING_NAME, ClusterBinding};
 use serde_json::json;
 
 use super::objects::{self, Claim, KUBECONFIG_SECRET_NAME, TOKEN_SECRET_NAME};
 use super::{Identity, ProvisionError};
-use crate::controllers::apply::ensure_binder_cluster_role;
+use crate::controllers::apply::{ensure_binder_cluster_role, ensure_binding};
 use crate::provider::Cluster;
-use crate::resources::rbac::{BINDER_ROLE_NAME, SERVICE_ACCOUNT_NAME};
+use crate::resources::rbac::{self, BINDER_ROLE_NAME, SERVICE_ACCOUNT_NAME};
 
 /// How often, and how long, the token Secret is read until the token controller filled it.
 pub const TOKEN_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -215,6 +216,23 @@ impl<'c> Steps<'c> {
         ensure_binder_cluster_role(&Api::all(self.client.clone()))
             .await
             .map_err(self.failed(format!("write ClusterRole {BINDER_ROLE_NAME}")))
+    }
+
+    /// Step 4b: the RoleBinding `kube-binder` in the cluster namespace, the very object the
+    /// ClusterBinding controller keeps. Written here too so the kubeconfig works when the bind
+    /// answers: upstream's CLI creates its APIServiceExportRequest at once and does not retry a
+    /// 403.
+    pub async fn binder_role_binding(&self, namespace: &str) -> Result<(), ProvisionError> {
+        let api: Api<RoleBinding> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("RoleBinding {namespace}/{BINDER_ROLE_NAME}");
+        let current = api
+            .get_opt(BINDER_ROLE_NAME)
+            .await
+            .map_err(self.failed(format!("read {what}")))?;
+        let desired = rbac::cluster_namespace_role_binding(namespace);
+        ensure_binding(&api, current.as_ref(), &desired)
+            .await
+            .map_err(self.failed(format!("write {what}")))
     }
 
     /// Step 5: the token of the `kube-binder` ServiceAccount, from its (non-expiring) token
