@@ -52,6 +52,7 @@ pub async fn apply(client: &Client, object: &Value) -> Result<DynamicObject, Har
                 let live = api.get(&name).await?;
                 let mut desired = obj.clone();
                 keep_token(&mut desired, &live);
+                keep_kcp_claim_labels(&mut desired, &live);
                 desired.metadata.resource_version = live.metadata.resource_version;
                 match api.replace(&name, &PostParams::default(), &desired).await {
                     // A controller wrote it (e.g. its status) between our read and write.
@@ -78,6 +79,30 @@ fn keep_token(desired: &mut DynamicObject, live: &DynamicObject) {
         desired.data["data"] = data.clone();
     }
 }
+
+/// kcp labels every object a bound APIExport's permission claim covers (e.g. kcp-config's
+/// APIResourceSchemas once the home workspace's self-binding accepts its claims), and its
+/// admission refuses an update that drops such a label. The labeler runs in the background, so
+/// whether a replace races it depends on timing: keep the labels kcp set.
+fn keep_kcp_claim_labels(desired: &mut DynamicObject, live: &DynamicObject) {
+    let claimed = live
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(key, _)| key.starts_with(KCP_CLAIM_LABEL_PREFIX));
+    for (key, value) in claimed {
+        desired
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
+    }
+}
+
+/// The label kcp's permission-claim labeler puts on claimed objects, one per claiming binding.
+const KCP_CLAIM_LABEL_PREFIX: &str = "claimed.internal.apis.kcp.io/";
 
 /// Applies CRDs as they are and waits until each is established.
 pub async fn install_crds(
@@ -140,4 +165,34 @@ pub async fn install_kube_bind_crds(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| HarnessError::Other(e.to_string()))?;
     install_crds(client, &values, timeout).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(labels: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIResourceSchema",
+            "metadata": {"name": "v1.widgets.example.dev", "labels": labels},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_replace_keeps_the_claim_labels_kcp_set_and_nothing_else() {
+        let live = object(serde_json::json!({
+            "claimed.internal.apis.kcp.io/abc": "hash",
+            "kube-bind.io/exported": "true",
+            "stale": "yes",
+        }));
+        let mut desired = object(serde_json::json!({"kube-bind.io/exported": "true"}));
+        keep_kcp_claim_labels(&mut desired, &live);
+        let labels = desired.metadata.labels.unwrap();
+        assert_eq!(
+            labels.keys().collect::<Vec<_>>(),
+            ["claimed.internal.apis.kcp.io/abc", "kube-bind.io/exported"]
+        );
+        assert_eq!(labels["claimed.internal.apis.kcp.io/abc"], "hash");
+    }
 }
