@@ -57,6 +57,15 @@ pub async fn apply(client: &Client, object: &Value) -> Result<DynamicObject, Har
                 match api.replace(&name, &PostParams::default(), &desired).await {
                     // A controller wrote it (e.g. its status) between our read and write.
                     Err(kube::Error::Api(e)) if e.code == 409 && attempts > 1 => attempts -= 1,
+                    // kcp's admission wants a claim label its labeler has not written yet.
+                    Err(kube::Error::Api(e))
+                        if e.code == 403
+                            && e.message.contains(KCP_CLAIM_LABEL_PREFIX)
+                            && attempts > 1 =>
+                    {
+                        attempts -= 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                     replaced => return Ok(replaced?),
                 }
             }
@@ -82,8 +91,8 @@ fn keep_token(desired: &mut DynamicObject, live: &DynamicObject) {
 
 /// kcp labels every object a bound APIExport's permission claim covers (e.g. kcp-config's
 /// APIResourceSchemas once the home workspace's self-binding accepts its claims), and its
-/// admission refuses an update that drops such a label. The labeler runs in the background, so
-/// whether a replace races it depends on timing: keep the labels kcp set.
+/// admission refuses an update without such a label, even before its labeler has written it
+/// (then `apply` waits a second and reads again). Keep the labels kcp set.
 fn keep_kcp_claim_labels(desired: &mut DynamicObject, live: &DynamicObject) {
     let claimed = live
         .metadata
